@@ -11,6 +11,7 @@ The output is the course layout (see README.md)::
 
     OUT/train/degraded/<kind>-N.png    OUT/train/clean/<kind>_clean-N.png     N = 1, 2, ...
     OUT/test/degraded/K.png            OUT/test/clean/K.png (the answers)     K = 0, 1, ...
+    OUT/test/labels.csv                name,kind,level of each test image (as in the demo set)
     OUT/sources.csv                    where every output pair came from
 
 Every image is decoded and re-encoded as an 8-bit RGB PNG (sources may be JPEG, grayscale or 16-bit).
@@ -34,7 +35,7 @@ import random
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,7 +50,11 @@ __all__ = ["LAYOUTS", "Layout", "SourcePair", "ImportSummary", "detect_layout", 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MODES = ("new", "append", "force")
 MANIFEST = "sources.csv"
-_MANIFEST_FIELDS = ("split", "degraded", "clean", "kind", "source_degraded", "source_clean", "layout")
+LABELS = "test/labels.csv"  # name,kind,level: the demo set's convention (hw4lib.synth), read by infer.score
+_CSV_FIELDS = {
+    MANIFEST: ("split", "degraded", "clean", "kind", "source_degraded", "source_clean", "layout"),
+    LABELS: ("name", "kind", "level"),
+}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -271,6 +276,7 @@ def import_pairs(
         for sub in ("train/degraded", "train/clean") + (("test/degraded", "test/clean") if n_test else ()):
             (staging / sub).mkdir(parents=True)
         rows: list[dict[str, str]] = []
+        labels: list[dict[str, str]] = []
         summary = ImportSummary(out, lay.name, kind, mode if out.is_dir() and any(out.iterdir()) else "new",
                                 len(pairs) - n_test, n_test, seed=seed, test_fraction=test_fraction)
         n_tr = n_te = 0
@@ -286,6 +292,7 @@ def import_pairs(
                 n_te += 1
                 rel_d, rel_c = f"test/degraded/{name}.png", f"test/clean/{name}.png"
                 summary.test_names.append(name)
+                labels.append({"name": f"{name}.png", "kind": kind, "level": ""})
             else:
                 number = first_train + n_tr
                 n_tr += 1
@@ -298,23 +305,31 @@ def import_pairs(
                          "source_clean": str(pair.clean.resolve()), "layout": lay.name})
             if progress is not None:
                 progress(i + 1, len(pairs))
-        _write_manifest(staging / MANIFEST, _read_manifest(out / MANIFEST) if appending else [], rows)
+        for rel, new in ((MANIFEST, rows), (LABELS, labels)):
+            if new or (appending and (out / rel).is_file()):
+                _write_csv(staging / rel, _read_csv(out / rel) if appending else [], new, _CSV_FIELDS[rel])
         _commit(staging, out, appending)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return summary
 
 
-def _read_manifest(path: Path) -> list[dict[str, str]]:
+def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))
 
 
-def _write_manifest(path: Path, old: list[dict[str, str]], new: list[dict[str, str]]) -> None:
+def _write_csv(
+    path: Path, old: list[dict[str, str]], new: list[dict[str, str]], fields: Sequence[str]
+) -> None:
+    """``old`` rows (keeping any extra columns they have) followed by ``new`` ones."""
+    extra = [k for row in old for k in row if k not in fields and k is not None]
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=_MANIFEST_FIELDS, extrasaction="ignore", restval="")
+        writer = csv.DictWriter(f, fieldnames=[*fields, *dict.fromkeys(extra)], extrasaction="ignore",
+                                restval="", lineterminator="\n")
         writer.writeheader()
         writer.writerows(old + new)
 
@@ -330,18 +345,16 @@ def _commit(staging: Path, out: Path, appending: bool) -> None:
         else:
             os.replace(staging, out)
         return
-    files = [p for p in sorted(staging.rglob("*")) if p.is_file()]
-    targets = [out / p.relative_to(staging) for p in files if p.name != MANIFEST]
-    clashes = [t for t in targets if t.exists()]
+    merged = [staging / rel for rel in _CSV_FIELDS if (staging / rel).is_file()]
+    images = [p for p in sorted(staging.rglob("*")) if p.is_file() and p not in merged]
+    clashes = [out / p.relative_to(staging) for p in images if (out / p.relative_to(staging)).exists()]
     if clashes:
         raise DataError(f"{clashes[0]}: already exists; the output folder changed during the import, "
                         "run it again")
-    for path in files:  # images first, the manifest last: it lists only what is in place
-        if path.name != MANIFEST:
-            target = out / path.relative_to(staging)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-    os.replace(staging / MANIFEST, out / MANIFEST)
+    for path in images + merged:  # the images first, then the CSVs: they list only what is in place
+        target = out / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
 
 
 # ----------------------------------------------------------------------------------------------------------

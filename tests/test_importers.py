@@ -88,6 +88,8 @@ def test_split_sizes_answers_and_determinism(tmp_path):
     assert (a.n_train, a.n_test) == (7, 3) and a.test_names == ["0", "1", "2"]
     assert _names(tmp_path / "a" / "test" / "degraded") == ["0.png", "1.png", "2.png"]
     assert _names(tmp_path / "a" / "test" / "clean") == ["0.png", "1.png", "2.png"]
+    labels = (tmp_path / "a" / "test" / "labels.csv").read_text().splitlines()
+    assert labels == ["name,kind,level", "0.png,rain,", "1.png,rain,", "2.png,rain,"]
     assert (tmp_path / "a" / "sources.csv").read_text() == (tmp_path / "b" / "sources.csv").read_text()
     assert (tmp_path / "a" / "sources.csv").read_text() != (tmp_path / "c" / "sources.csv").read_text()
 
@@ -159,6 +161,8 @@ def test_existing_output_refused_then_append_continues_numbering_and_force_repla
     summary = import_pairs(src, kind="snow", out=out, test_fraction=0.4, seed=0, mode="append")
     assert summary.mode == "append"
     assert summary.train_names == ["snow-1", "snow-2", "snow-3"] and summary.test_names == ["2", "3"]
+    labels = (out / "test" / "labels.csv").read_text().splitlines()
+    assert labels == ["name,kind,level", "0.png,rain,", "1.png,rain,", "2.png,snow,", "3.png,snow,"]
     again = import_pairs(src, kind="rain", out=out, mode="append")
     assert again.train_names == ["rain-4", "rain-5", "rain-6", "rain-7", "rain-8"]
     assert len((out / "sources.csv").read_text().splitlines()) == 1 + 5 + 5 + 5
@@ -205,3 +209,19 @@ def test_real_rain100l_is_found_as_mirror_layout():
     pairs = find_source_pairs(SHARED_RAIN100L)
     assert detect_layout(SHARED_RAIN100L).name == "mirror"
     assert len(pairs) == 100 and [p.key for p in pairs[:3]] == ["1", "2", "3"] and pairs[-1].key == "100"
+
+
+def test_append_to_a_demo_style_set_keeps_its_labels_and_extra_columns(tmp_path):
+    out = tmp_path / "demo"
+    _save(_img(1), out / "test" / "degraded" / "0.png")
+    _save(_img(2), out / "test" / "clean" / "0.png")
+    (out / "test" / "labels.csv").write_text("name,kind,level,note\n0.png,snow,heavy,x\n")
+    _save(_img(3), out / "train" / "degraded" / "rain-1.png")
+    _save(_img(4), out / "train" / "clean" / "rain_clean-1.png")
+    src = _mirror(tmp_path / "src", keys=["1", "2"])
+    summary = import_pairs(src, out=out, test_fraction=0.5, seed=0, mode="append")
+    assert summary.train_names == ["rain-2"] and summary.test_names == ["1"]
+    assert (out / "test" / "labels.csv").read_text().splitlines() == [
+        "name,kind,level,note", "0.png,snow,heavy,x", "1.png,rain,,"
+    ]
+    np.testing.assert_array_equal(_read(out / "test" / "degraded" / "0.png"), _img(1))  # untouched
