@@ -1,0 +1,645 @@
+"""The course data: find and pair images, split train/val, load them as tensors, augment pairs identically.
+
+Layout of ``hw4_realse_dataset`` (and of the generated demo set)::
+
+    ROOT/train/degraded/rain-1.png ... snow-1600.png        degraded inputs
+    ROOT/train/clean/rain_clean-1.png ... snow_clean-1600.png  their clean twins (same size, pixel-aligned)
+    ROOT/test/degraded/0.png ... 99.png                     test inputs (no clean images)
+
+Decisions worth knowing:
+
+* Pairing is by name: ``rain-12.png`` <-> ``rain_clean-12.png``. Sorting is numeric (``rain-2`` before
+  ``rain-10``).
+* A degraded image without its clean twin (or the reverse) is an error: it means a broken extraction.
+  A file whose name matches neither pattern (say ``fog-1.png``) is skipped with a warning; ``find_pairs(...,
+  strict=True)`` turns that into an error. ``check-data`` lists such files as warnings. Hidden files
+  (``.DS_Store``, macOS ``._rain-1.png``) are ignored.
+* Images are returned as (H, W, 3) uint8 RGB. Grayscale and palette images become RGB; an alpha channel is
+  dropped (not composited: the course images are opaque and the colour under a transparent pixel is kept);
+  16-bit images are scaled to 8 bit (``round(v / 257)``).
+* Augmentation (flips, 90-degree rotations, random crops) is drawn from a numpy Generator seeded with
+  ``(seed, epoch, index)``: the same crops whatever the number of DataLoader workers. Call ``set_epoch``
+  before iterating each epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import warnings
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+__all__ = [
+    "DEGRADATIONS",
+    "DataError",
+    "Pair",
+    "Problem",
+    "DataReport",
+    "find_pairs",
+    "find_test_images",
+    "load_image",
+    "load_pair",
+    "split_pairs",
+    "PairedDataset",
+    "paired_random_crop",
+    "paired_augment",
+    "to_tensor",
+    "to_uint8",
+    "check_data",
+    "add_commands",
+]
+
+DEGRADATIONS = ("rain", "snow")
+
+LAYOUT = (
+    "ROOT/train/degraded/{rain,snow}-N.png, ROOT/train/clean/{rain,snow}_clean-N.png, "
+    "ROOT/test/degraded/K.png"
+)
+
+_DEGRADED_RE = re.compile(r"^(?P<kind>[a-z]+)-(?P<num>\d+)\.(?i:png)$")
+_CLEAN_RE = re.compile(r"^(?P<kind>[a-z]+)_clean-(?P<num>\d+)\.(?i:png)$")
+_TEST_RE = re.compile(r"^.+\.(?i:png)$")
+
+
+class DataError(ValueError):
+    """Bad or missing input data; the message names the file and how to fix it."""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A degraded image, its clean twin, the degradation type and the degraded file's stem (``rain-12``)."""
+
+    degraded: Path
+    clean: Path
+    kind: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding of the data scan: ``level`` is ``"error"`` (training would fail) or ``"warning"``."""
+
+    level: str
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level.upper()}: {self.path}: {self.message}"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: ``2.png`` before ``10.png``."""
+    return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
+
+
+def _pair_key(pair: Pair) -> tuple:
+    kind_rank = DEGRADATIONS.index(pair.kind) if pair.kind in DEGRADATIONS else len(DEGRADATIONS)
+    return (kind_rank, pair.kind, _natural_key(pair.name))
+
+
+def _visible_files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: _natural_key(p.name),
+    )
+
+
+def _summarise(problems: Sequence[Problem], limit: int = 8) -> str:
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more (`python -m hw4lib check-data ROOT` lists all)")
+    return "\n".join(lines)
+
+
+def _train_dir(root: Path) -> Path:
+    """``ROOT/train``; also accepts the ``train`` folder itself."""
+    if not (root / "train").is_dir() and (root / "degraded").is_dir() and (root / "clean").is_dir():
+        return root
+    return root / "train"
+
+
+def _missing_folder(folder: Path, what: str) -> Problem:
+    return Problem(
+        "error",
+        folder,
+        f"expected folder with {what} is missing. Expected layout: {LAYOUT}. Point ROOT at the extracted "
+        "hw4_realse_dataset, or generate the demo set with `python -m hw4lib demo-data`.",
+    )
+
+
+def _scan_train(root: str | Path, kinds: Sequence[str] = DEGRADATIONS) -> tuple[list[Pair], list[Problem]]:
+    """Pair the training images by name without decoding them; collect every problem instead of raising."""
+    root = Path(root)
+    if not root.is_dir():
+        return [], [_missing_folder(root, "the dataset (ROOT)")]
+    train = _train_dir(root)
+    deg_dir, clean_dir = train / "degraded", train / "clean"
+    problems = [
+        _missing_folder(d, w)
+        for d, w in ((deg_dir, "degraded images"), (clean_dir, "clean images"))
+        if not d.is_dir()
+    ]
+    if problems:
+        return [], problems
+
+    def index(folder: Path, pattern: re.Pattern, expected: str) -> dict[tuple[str, str], Path]:
+        found: dict[tuple[str, str], Path] = {}
+        for path in _visible_files(folder):
+            m = pattern.match(path.name)
+            if m is None or m["kind"] not in kinds:
+                problems.append(
+                    Problem(
+                        "warning",
+                        path,
+                        f"unexpected file name (expected {expected}, KIND in {', '.join(kinds)}): skipped. "
+                        "Rename it or move it out of the folder.",
+                    )
+                )
+                continue
+            found[(m["kind"], m["num"])] = path
+        return found
+
+    degraded = index(deg_dir, _DEGRADED_RE, "KIND-N.png")
+    clean = index(clean_dir, _CLEAN_RE, "KIND_clean-N.png")
+    pairs = []
+    for (kind, num), path in degraded.items():
+        twin = clean.get((kind, num))
+        if twin is None:
+            problems.append(
+                Problem(
+                    "error",
+                    path,
+                    f"degraded image has no clean twin: expected {clean_dir / f'{kind}_clean-{num}.png'}. "
+                    "Restore the clean image or remove the degraded one.",
+                )
+            )
+            continue
+        pairs.append(Pair(degraded=path, clean=twin, kind=kind, name=path.stem))
+    for (kind, num), path in clean.items():
+        if (kind, num) not in degraded:
+            problems.append(
+                Problem(
+                    "error",
+                    path,
+                    f"clean image has no degraded twin: expected {deg_dir / f'{kind}-{num}.png'}. "
+                    "Restore the degraded image or remove the clean one.",
+                )
+            )
+    if not pairs and not any(p.level == "error" for p in problems):
+        problems.append(Problem("error", deg_dir, f"no training pairs found. Expected layout: {LAYOUT}."))
+    pairs.sort(key=_pair_key)
+    problems.sort(key=lambda p: (p.level != "error", _natural_key(str(p.path))))
+    return pairs, problems
+
+
+def _scan_test(root: str | Path) -> tuple[list[Path], list[Problem]]:
+    root = Path(root)
+    folder = root / "test" / "degraded"
+    if not folder.is_dir():
+        return [], [
+            Problem("warning", folder, f"no test folder (prediction needs it). Expected layout: {LAYOUT}.")
+        ]
+    images, problems = [], []
+    for path in _visible_files(folder):
+        if _TEST_RE.match(path.name):
+            images.append(path)
+        else:
+            problems.append(Problem("warning", path, "not a .png file: skipped. Move it out of the folder."))
+    if not images:
+        problems.append(Problem("warning", folder, "the test folder holds no .png images."))
+    return images, problems
+
+
+# ------------------------------------------------------------------------------------------------------------
+# finding and loading
+
+
+def find_pairs(root: str | Path, strict: bool = False, kinds: Sequence[str] = DEGRADATIONS) -> list[Pair]:
+    """All (degraded, clean) pairs under ``ROOT/train``, sorted by kind (rain, snow) then number.
+
+    Raises ``DataError`` for missing folders and unmatched twins. Files with unknown names are skipped with a
+    ``UserWarning`` (``strict=True``: ``DataError``). Images are not decoded here (see ``check_data``).
+    """
+    pairs, problems = _scan_train(root, kinds)
+    errors = [p for p in problems if p.level == "error"]
+    if errors:
+        raise DataError(f"{len(errors)} problem(s) in the training data under {root}:\n{_summarise(errors)}")
+    if problems:
+        if strict:
+            raise DataError(f"unexpected files under {root} (strict=True):\n{_summarise(problems)}")
+        warnings.warn(f"skipped {len(problems)} file(s) under {root}:\n{_summarise(problems)}", stacklevel=2)
+    return pairs
+
+
+def find_test_images(root: str | Path) -> list[Path]:
+    """The ``.png`` images in ``ROOT/test/degraded`` in numeric order (``2.png`` before ``10.png``)."""
+    images, problems = _scan_test(root)
+    if not images:
+        raise DataError(_summarise(problems))
+    if problems:
+        warnings.warn(_summarise(problems), stacklevel=2)
+    return images
+
+
+def _to_rgb_uint8(im: Image.Image) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grayscale PNGs open as I;16 (or I)
+        gray = np.asarray(im).astype(np.float64)
+        gray = np.clip(np.round(gray / 257.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if mode == "F":
+        raise ValueError("floating-point images (mode F) are not supported; save it as an 8-bit RGB PNG")
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if im.mode != "RGB":
+        im = im.convert("RGB")  # L, 1, LA, RGBA (alpha dropped), CMYK, YCbCr, ...
+    return np.array(im, dtype=np.uint8)
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Decode an image as an (H, W, 3) uint8 RGB array; ``DataError`` naming the file when it cannot."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found; check the path (expected layout: {LAYOUT}).")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _to_rgb_uint8(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        raise DataError(
+            f"{path}: cannot read the image ({type(err).__name__}: {err}). The file is corrupt or not an "
+            "image: replace it (re-extract the dataset) or remove it together with its twin."
+        ) from None
+
+
+def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+    """Both images of a pair as uint8 RGB arrays; ``DataError`` when their sizes differ."""
+    degraded, clean = load_image(pair.degraded), load_image(pair.clean)
+    if degraded.shape != clean.shape:
+        raise DataError(
+            f"{pair.degraded} is {degraded.shape[1]}x{degraded.shape[0]} but its clean twin {pair.clean} is "
+            f"{clean.shape[1]}x{clean.shape[0]} (WxH): a pair must be pixel-aligned. Replace the wrong file "
+            "or remove the pair."
+        )
+    return degraded, clean
+
+
+def split_pairs(
+    pairs: Sequence[Pair], val_fraction: float = 0.1, seed: int = 0
+) -> tuple[list[Pair], list[Pair]]:
+    """Deterministic train/val split, stratified by kind.
+
+    Each kind contributes ``round(n * val_fraction)`` validation pairs, at least one when the kind has two or
+    more pairs and ``val_fraction > 0``, and always leaves at least one pair for training. The result depends
+    only on the set of pairs, ``val_fraction`` and ``seed`` (not on the input order). Both lists come back
+    sorted.
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    by_kind: dict[str, list[Pair]] = defaultdict(list)
+    for pair in sorted(set(pairs), key=_pair_key):
+        by_kind[pair.kind].append(pair)
+    train, val = [], []
+    for kind, group in by_kind.items():
+        n = len(group)
+        n_val = round(n * val_fraction)
+        if val_fraction > 0 and n >= 2:
+            n_val = min(max(n_val, 1), n - 1)
+        else:
+            n_val = 0
+        rng = np.random.default_rng([seed, zlib.crc32(kind.encode())])  # crc32: stable across processes
+        order = rng.permutation(n)
+        val_idx = set(order[:n_val].tolist())
+        for i, pair in enumerate(group):
+            (val if i in val_idx else train).append(pair)
+    return sorted(train, key=_pair_key), sorted(val, key=_pair_key)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# tensors and augmentation
+
+
+def to_tensor(img_uint8_hwc: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 -> (C, H, W) float32 in [0, 1]."""
+    img = np.asarray(img_uint8_hwc)
+    if img.dtype != np.uint8 or img.ndim != 3:
+        raise ValueError(f"to_tensor expects an (H, W, C) uint8 array, got {img.dtype} of shape {img.shape}")
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def to_uint8(tensor_chw: torch.Tensor) -> np.ndarray:
+    """(C, H, W) float in [0, 1] (or (1, C, H, W)) -> (H, W, C) uint8, clamped and rounded."""
+    t = tensor_chw.detach()
+    if t.ndim == 4 and t.shape[0] == 1:
+        t = t[0]
+    if t.ndim != 3:
+        raise ValueError(f"to_uint8 expects a (C, H, W) tensor, got shape {tuple(t.shape)}")
+    t = t.float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return t.permute(1, 2, 0).cpu().numpy()
+
+
+def paired_random_crop(
+    degraded: np.ndarray, clean: np.ndarray, patch_size: int, rng: np.random.Generator, name: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same random ``patch_size`` x ``patch_size`` window from both (H, W, C) arrays."""
+    if degraded.shape[:2] != clean.shape[:2]:
+        raise DataError(f"{name}: degraded {degraded.shape} and clean {clean.shape} differ in size")
+    h, w = degraded.shape[:2]
+    if patch_size > h or patch_size > w:
+        raise DataError(
+            f"{name or 'image'}: patch_size {patch_size} is larger than the image ({w}x{h} WxH). "
+            f"Use patch_size <= {min(h, w)}, or patch_size=None to train on whole images."
+        )
+    top = int(rng.integers(0, h - patch_size + 1))
+    left = int(rng.integers(0, w - patch_size + 1))
+    window = (slice(top, top + patch_size), slice(left, left + patch_size))
+    return degraded[window], clean[window]
+
+
+def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 flips/rotations of the square: rotate by 90*(k%4) degrees, then mirror if k >= 4."""
+    out = np.rot90(img, k % 4, axes=(0, 1))
+    return out[:, ::-1] if k >= 4 else out
+
+
+def paired_augment(
+    degraded: np.ndarray, clean: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply one random flip/90-degree rotation (of 8, uniformly; includes vertical flips) to both arrays."""
+    k = int(rng.integers(0, 8))
+    return _dihedral(degraded, k), _dihedral(clean, k)
+
+
+class PairedDataset(Dataset):
+    """(degraded, clean) pairs as float32 CHW tensors in [0, 1], optionally cropped and augmented.
+
+    Items are dicts ``{"degraded", "clean", "kind", "name"}``. ``repeat`` draws that many patches per image
+    per epoch (length ``len(pairs) * repeat``). ``patch_size=None`` keeps whole images (batch them with
+    ``batch_size=1`` when sizes differ).
+
+    Randomness comes from ``numpy.random.default_rng([seed, epoch, index])``: reproducible and independent of
+    the number of DataLoader workers. ``set_epoch`` writes the epoch into a shared-memory tensor, so workers
+    (also with ``persistent_workers=True``) see it; call it *before* ``iter(loader)`` for each epoch.
+
+    ``cache=True`` keeps decoded uint8 images in memory, per process. Call ``preload()`` before building the
+    DataLoader to decode everything once with a thread pool; forked workers then share those pages instead of
+    each filling its own copy (with the ``spawn`` start method the cache is pickled into each worker).
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[Pair],
+        patch_size: int | None = None,
+        augment: bool = False,
+        cache: bool = True,
+        repeat: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.pairs = list(pairs)
+        if not self.pairs:
+            raise DataError(
+                "PairedDataset got no pairs; check the dataset with `python -m hw4lib check-data ROOT`"
+            )
+        if patch_size is not None and (int(patch_size) != patch_size or patch_size < 1):
+            raise ValueError(f"patch_size must be a positive integer or None, got {patch_size!r}")
+        if int(repeat) != repeat or repeat < 1:
+            raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
+        self.patch_size = None if patch_size is None else int(patch_size)
+        self.augment = bool(augment)
+        self.cache = bool(cache)
+        self.repeat = int(repeat)
+        self.seed = int(seed)
+        self._images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    def __len__(self) -> int:
+        return len(self.pairs) * self.repeat
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose random crops/flips the next items use (visible to DataLoader workers)."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be >= 0, got {epoch}")
+        self._epoch.fill_(int(epoch))
+
+    def _load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        images = self._images.get(i)
+        if images is None:
+            images = load_pair(self.pairs[i])
+            if self.cache:
+                self._images[i] = images
+        return images
+
+    def preload(self, num_threads: int | None = None) -> PairedDataset:
+        """Decode every pair now with a thread pool (needs ``cache=True``); returns ``self``."""
+        if not self.cache:
+            raise ValueError("preload() needs cache=True")
+        todo = [i for i in range(len(self.pairs)) if i not in self._images]
+        with ThreadPoolExecutor(max_workers=num_threads or min(8, (len(todo) or 1))) as pool:
+            for i, images in zip(todo, pool.map(load_pair, [self.pairs[i] for i in todo]), strict=True):
+                self._images[i] = images
+        return self
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} items")
+        index %= n
+        pair_idx = index % len(self.pairs)
+        pair = self.pairs[pair_idx]
+        degraded, clean = self._load(pair_idx)
+        if self.patch_size is not None or self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            if self.patch_size is not None:
+                degraded, clean = paired_random_crop(degraded, clean, self.patch_size, rng, name=pair.name)
+            if self.augment:
+                degraded, clean = paired_augment(degraded, clean, rng)
+        return {
+            "degraded": to_tensor(degraded),
+            "clean": to_tensor(clean),
+            "kind": pair.kind,
+            "name": pair.name,
+        }
+
+    def __repr__(self) -> str:
+        kinds = Counter(p.kind for p in self.pairs)
+        return (
+            f"PairedDataset({len(self.pairs)} pairs {dict(kinds)}, patch_size={self.patch_size}, "
+            f"augment={self.augment}, repeat={self.repeat}, seed={self.seed})"
+        )
+
+
+# ------------------------------------------------------------------------------------------------------------
+# check-data
+
+
+@dataclass
+class DataReport:
+    """What ``check_data`` found. ``ok`` is False when a problem would break training."""
+
+    root: Path
+    pairs_per_kind: dict[str, int] = field(default_factory=dict)
+    checked_pairs: int = 0
+    sizes: dict[tuple[int, int], int] = field(
+        default_factory=dict
+    )  # (W, H) of decoded degraded images: count
+    input_psnr: dict[str, float] = field(default_factory=dict)  # kind -> mean PSNR(degraded, clean), dB
+    test_count: int = 0
+    test_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.level == "error"]
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return [p for p in self.problems if p.level != "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def format(self, max_problems: int = 20) -> str:
+        def sizes_text(sizes: dict[tuple[int, int], int]) -> str:
+            common = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
+            text = ", ".join(f"{w}x{h} ({n})" for (w, h), n in common[:5])
+            return text + (f", ... {len(common) - 5} more sizes" if len(common) > 5 else "") if text else "-"
+
+        total = sum(self.pairs_per_kind.values())
+        lines = [f"dataset: {self.root}"]
+        per_kind = ", ".join(f"{k} {n}" for k, n in self.pairs_per_kind.items())
+        lines.append(f"training pairs: {total} ({per_kind})")
+        lines.append(f"decoded pairs: {self.checked_pairs}; sizes (WxH): {sizes_text(self.sizes)}")
+        for kind, value in self.input_psnr.items():
+            lines.append(f"input PSNR {kind}: {value:.2f} dB (degraded vs clean, mean per image)")
+        lines.append(f"test images: {self.test_count}; sizes (WxH): {sizes_text(self.test_sizes)}")
+        lines.append(f"problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)")
+        lines += [f"  {p}" for p in self.problems[:max_problems]]
+        if len(self.problems) > max_problems:
+            lines.append(f"  ... and {len(self.problems) - max_problems} more")
+        lines.append("OK" if self.ok else "NOT OK: fix the errors above before training")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _spread(items: Sequence, limit: int | None) -> list:
+    """At most ``limit`` items, evenly spaced over the sequence (all of them when ``limit`` is None)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    return [items[i] for i in np.linspace(0, len(items) - 1, max(limit, 0)).round().astype(int)]
+
+
+def check_data(
+    root: str | Path, max_images: int | None = None, patch_size: int | None = None, num_threads: int = 4
+) -> DataReport:
+    """Scan a dataset folder and decode its images; collects problems instead of raising.
+
+    ``max_images`` limits the decoded pairs per kind and the decoded test images (evenly spaced); every file
+    is still paired by name. ``patch_size`` additionally flags images too small for that crop.
+    """
+    from hw4lib.metrics import psnr_uint8
+
+    root = Path(root)
+    report = DataReport(root=root)
+    pairs, problems = _scan_train(root)
+    tests, test_problems = _scan_test(root) if root.is_dir() else ([], [])
+    report.problems = problems + test_problems
+    report.pairs_per_kind = dict(Counter(p.kind for p in pairs))
+    report.test_count = len(tests)
+
+    by_kind: dict[str, list[Pair]] = defaultdict(list)
+    for pair in pairs:
+        by_kind[pair.kind].append(pair)
+    chosen = [p for group in by_kind.values() for p in _spread(group, max_images)]
+
+    def check_pair(pair: Pair) -> tuple[Pair, float | None, tuple[int, int] | None, Problem | None]:
+        try:
+            degraded, clean = load_pair(pair)
+        except DataError as err:
+            return pair, None, None, Problem("error", pair.degraded, str(err))
+        h, w = degraded.shape[:2]
+        if patch_size is not None and min(h, w) < patch_size:
+            return (
+                pair,
+                None,
+                (w, h),
+                Problem(
+                    "error",
+                    pair.degraded,
+                    f"{w}x{h} is smaller than patch_size {patch_size}: use smaller patches",
+                ),
+            )
+        return pair, psnr_uint8(degraded, clean), (w, h), None
+
+    def check_test(path: Path) -> tuple[tuple[int, int] | None, Problem | None]:
+        try:
+            img = load_image(path)
+        except DataError as err:
+            return None, Problem("error", path, str(err))
+        return (img.shape[1], img.shape[0]), None
+
+    psnrs: dict[str, list[float]] = defaultdict(list)
+    sizes: Counter = Counter()
+    test_sizes: Counter = Counter()
+    with ThreadPoolExecutor(max_workers=num_threads) as pool:
+        for pair, value, size, problem in pool.map(check_pair, chosen):
+            report.checked_pairs += 1
+            if size is not None:
+                sizes[size] += 1
+            if value is not None:
+                psnrs[pair.kind].append(value)
+            if problem is not None:
+                report.problems.append(problem)
+        for size, problem in pool.map(check_test, _spread(tests, max_images)):
+            if size is not None:
+                test_sizes[size] += 1
+            if problem is not None:
+                report.problems.append(problem)
+    report.sizes = dict(sizes)
+    report.test_sizes = dict(test_sizes)
+    report.input_psnr = {k: float(np.mean(v)) for k, v in psnrs.items() if v}
+    report.problems.sort(key=lambda p: (p.level != "error", _natural_key(str(p.path))))
+    return report
+
+
+def _run_check_data(args: argparse.Namespace) -> int:
+    from hw4lib.paths import resolve
+
+    report = check_data(resolve(args.root), max_images=args.max_images, patch_size=args.patch_size)
+    print(report.format(max_problems=args.max_problems))
+    return 0 if report.ok else 1
+
+
+def add_commands(subparsers: Any) -> None:
+    """``check-data ROOT``: pair, decode and summarise a dataset; exit 1 when training would fail."""
+    p = subparsers.add_parser(
+        "check-data",
+        help="check a dataset folder (pairs, decodable images, sizes, input PSNR)",
+        description=f"Check a dataset in the course layout ({LAYOUT}). Exit status 1: training would fail.",
+    )
+    p.add_argument("root", help="dataset folder (relative paths are taken from the repository root)")
+    p.add_argument("--max-images", type=int, help="decode at most N pairs per kind and N test images")
+    p.add_argument("--patch-size", type=int, help="also flag images smaller than this crop size")
+    p.add_argument("--max-problems", type=int, default=20, help="how many problems to print")
+    p.set_defaults(func=_run_check_data)
