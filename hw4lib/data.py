@@ -639,7 +639,9 @@ def add_commands(subparsers: Any) -> None:
         description=f"Check a dataset in the course layout ({LAYOUT}). Exit status 1: training would fail.",
     )
     p.add_argument("root", help="dataset folder (relative paths are taken from the repository root)")
-    p.add_argument("--max-images", type=int, help="decode at most N pairs per kind and N test images")
-    p.add_argument("--patch-size", type=int, help="also flag images smaller than this crop size")
-    p.add_argument("--max-problems", type=int, default=20, help="how many problems to print")
+    p.add_argument(
+        "--max-images", type=int, metavar="N", help="decode at most N pairs per kind, N test images"
+    )
+    p.add_argument("--patch-size", type=int, metavar="P", help="also flag images smaller than this crop size")
+    p.add_argument("--max-problems", type=int, default=20, metavar="N", help="how many problems to print")
     p.set_defaults(func=_run_check_data)
