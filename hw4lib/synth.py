@@ -1,0 +1,905 @@
+"""Synthetic rain and snow on real photographs: the embedded demo dataset.
+
+The course data cannot be downloaded by the project, so a fresh machine needs pairs it can make itself. The
+clean images are random crops of real photographs that ship inside installed packages (scikit-image's sample
+images, matplotlib's sample data: read from the package folder, never fetched). The degradations follow the
+image-formation models of the benchmarks they imitate:
+
+- **Rain** (Rain100L / Rain100H; Yang et al., "Deep Joint Rain Detection and Removal from a Single Image",
+  CVPR 2017): ``O = B + S``, an additive streak layer (optionally ``O = (1 - v) (B + S) + v A`` with an
+  atmospheric veil ``A``). ``S`` is sparse noise seeds motion-blurred along one slant angle per image (a small
+  jitter per streak), then blurred across by the streak width.
+- **Snow** (Snow100K; Liu et al., "DesnowNet", IEEE TIP 2018): ``snowy = clean (1 - a) + a c`` with an alpha
+  mask ``a`` made of flakes at several depths (far: many, tiny, faint; near: few, large, defocused), a little
+  motion blur, and a veiling haze; or a real Snow100K mask composited the same way (``snow_masks=DIR``).
+
+Parameters are in pixels at the resolution of the benchmarks (Rain100L is 480x320, Snow100K about 640x480): a
+128x128 demo image is a patch of such a picture, the way PromptIR trains on 128x128 patches. The presets were
+tuned against the real data described in ``../shared/data/README.md`` (Rain100L streak geometry and input
+PSNR, statistics of three real Snow100K masks; see :func:`mask_stats` and ``notebooks/00_data.ipynb``).
+
+Everything is seeded: one ``numpy.random.Generator`` per image, derived from ``(seed, kind, split, index)``,
+so a file does not change when the set around it grows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+__all__ = [
+    "PHOTOS",
+    "TRAIN_PHOTOS",
+    "TEST_PHOTOS",
+    "RAIN_PRESETS",
+    "SNOW_PRESETS",
+    "EXPECTED_PSNR",
+    "OPACITY_BINS",
+    "RainParams",
+    "FlakeLayer",
+    "SnowParams",
+    "RainResult",
+    "SnowResult",
+    "available_photos",
+    "load_photo",
+    "random_crop",
+    "add_rain",
+    "snow_alpha",
+    "add_snow",
+    "composite_snow",
+    "load_snow_masks",
+    "crop_snow_mask",
+    "mask_stats",
+    "generate_demo_dataset",
+    "add_commands",
+]
+
+# ----------------------------------------------------------------------------------------------------------
+# clean photographs
+# ----------------------------------------------------------------------------------------------------------
+
+# name -> (package, file inside the package's data folder). Files only: loading never goes through a fetcher,
+# so it cannot touch the network. Photos that are mostly empty (hubble_deep_field, retina) are left out.
+PHOTOS: dict[str, tuple[str, str]] = {
+    "astronaut": ("skimage", "astronaut.png"),
+    "chelsea": ("skimage", "chelsea.png"),
+    "rocket": ("skimage", "rocket.jpg"),
+    "motorcycle": ("skimage", "motorcycle_left.png"),
+    "camera": ("skimage", "camera.png"),
+    "immunohistochemistry": ("skimage", "ihc.png"),
+    "grass": ("skimage", "grass.png"),
+    "gravel": ("skimage", "gravel.png"),
+    "coffee": ("skimage", "coffee.png"),
+    "grace_hopper": ("matplotlib", "grace_hopper.jpg"),
+}
+# Test images come from photographs never used for training, like the course test set (no shared content).
+TEST_PHOTOS: tuple[str, ...] = ("coffee", "grace_hopper")
+TRAIN_PHOTOS: tuple[str, ...] = tuple(name for name in PHOTOS if name not in TEST_PHOTOS)
+
+
+def _photo_path(name: str) -> Path:
+    if name not in PHOTOS:
+        raise KeyError(f"unknown photo {name!r}; choose from {sorted(PHOTOS)}")
+    package, filename = PHOTOS[name]
+    if package == "skimage":
+        import skimage.data
+
+        return Path(skimage.data.__file__).parent / filename
+    if package == "matplotlib":
+        import matplotlib
+
+        return Path(matplotlib.get_data_path()) / "sample_data" / filename
+    raise KeyError(f"photo {name!r}: unknown package {package!r}")
+
+
+@cache
+def _photo_image(name: str) -> Image.Image:
+    path = _photo_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"sample photo {name!r} not found at {path}: this version of the package does not bundle it; "
+            "use available_photos() or reinstall scikit-image/matplotlib"
+        )
+    with Image.open(path) as im:
+        return im.convert("RGB")  # grayscale photos become gray RGB
+
+
+def load_photo(name: str) -> np.ndarray:
+    """The photograph ``name`` (a key of :data:`PHOTOS`) as (H, W, 3) uint8 RGB, read from disk only."""
+    return np.asarray(_photo_image(name)).copy()
+
+
+def available_photos(names: Sequence[str] | None = None) -> list[str]:
+    """The photographs of ``names`` (default: all of :data:`PHOTOS`) that the installed packages bundle."""
+    return [name for name in (PHOTOS if names is None else names) if _photo_path(name).is_file()]
+
+
+def random_crop(
+    rng: np.random.Generator,
+    size: int | tuple[int, int],
+    photos: Sequence[str] = TRAIN_PHOTOS,
+    scale: tuple[float, float] = (0.3, 1.0),
+    flip: bool = True,
+) -> np.ndarray:
+    """A random (size, size, 3) uint8 crop of a random photo, rescaled by a factor drawn from ``scale``.
+
+    A factor ``s`` takes a square window of side ``size / s`` (as large as the photo allows) and resizes it to
+    ``size`` (bicubic, antialiased); ``flip`` mirrors it left-right half of the time (never upside down: rain
+    falls).
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    names = available_photos(photos)
+    if not names:
+        raise RuntimeError(f"none of the sample photos {list(photos)} is installed; reinstall scikit-image")
+    image = _photo_image(names[int(rng.integers(len(names)))])
+    pw, ph = image.size
+    largest = min(pw / w, ph / h)  # window scale (window px per output px) that still fits
+    lo, hi = 1.0 / scale[1], 1.0 / scale[0]
+    factor = float(rng.uniform(min(lo, largest), min(hi, largest)))
+    bw, bh = w * factor, h * factor
+    x0, y0 = float(rng.uniform(0, pw - bw)), float(rng.uniform(0, ph - bh))
+    crop = image.resize((w, h), Image.Resampling.BICUBIC, box=(x0, y0, x0 + bw, y0 + bh))
+    arr = np.asarray(crop)
+    if flip and rng.random() < 0.5:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _as_float(img: np.ndarray) -> np.ndarray:
+    arr = np.asarray(img)
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    return np.clip(arr.astype(np.float32), 0.0, 1.0)
+
+
+def _to_uint8(img: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _uniform(rng: np.random.Generator, lo_hi: tuple[float, float], n: int | None = None) -> Any:
+    lo, hi = lo_hi
+    return rng.uniform(lo, hi, n) if n is not None else float(rng.uniform(lo, hi))
+
+
+def _splat(shape: tuple[int, int], ys: np.ndarray, xs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Add ``weights`` at sub-pixel points (bilinear), dropping what falls outside: the points as an image."""
+    h, w = shape
+    y0, x0 = np.floor(ys).astype(np.int64), np.floor(xs).astype(np.int64)
+    fy, fx = ys - y0, xs - x0
+    out = np.zeros(h * w, np.float64)
+    for dy, dx, wt in (
+        (0, 0, (1 - fy) * (1 - fx)),
+        (0, 1, (1 - fy) * fx),
+        (1, 0, fy * (1 - fx)),
+        (1, 1, fy * fx),
+    ):
+        yy, xx = y0 + dy, x0 + dx
+        ok = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+        out += np.bincount(yy[ok] * w + xx[ok], weights=(weights * wt)[ok], minlength=h * w)
+    return out.reshape(h, w).astype(np.float32)
+
+
+def _smooth_field(rng: np.random.Generator, shape: tuple[int, int], cell: float = 48.0) -> np.ndarray:
+    """Smooth random field in [-1, 1], features about ``cell`` px wide (coarse noise, upsampled)."""
+    h, w = shape
+    gh, gw = max(2, int(np.ceil(h / cell)) + 1), max(2, int(np.ceil(w / cell)) + 1)
+    coarse = rng.uniform(-1.0, 1.0, (gh, gw)).astype(np.float32)
+    up = Image.fromarray(coarse, mode="F").resize((w, h), Image.Resampling.BICUBIC)
+    return np.clip(np.asarray(up), -1.0, 1.0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rain
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RainParams:
+    """Ranges a rain image draws from (per image, or per streak where noted); px at Rain100L scale."""
+
+    density: tuple[float, float] = (8.0, 45.0)  # streaks per 10^4 px
+    length: tuple[float, float] = (8.0, 50.0)  # streak length in px (per streak)
+    width: tuple[float, float] = (0.5, 0.8)  # Gaussian sigma across the streak, px
+    brightness: tuple[float, float] = (0.1, 0.35)  # peak added intensity of a streak (per streak)
+    angle: float = 25.0  # |slant| from vertical, degrees: one angle per image, drawn in [-angle, angle]
+    jitter: float = 2.0  # per-streak deviation from the image's angle, degrees (std)
+    veil: tuple[float, float] = (0.0, 0.0)  # atmospheric veil weight v (O = (1 - v)(B + S) + v A)
+    veil_light: tuple[float, float] = (0.7, 0.95)  # atmospheric light A (grey)
+    blend: str = "add"  # "add": O = B + S (Rain100L); "screen": O = 1 - (1 - B)(1 - S)
+
+
+RAIN_PRESETS: dict[str, RainParams] = {
+    # Rain100L-like: sparse thin streaks, no veil.
+    "light": RainParams(),
+    # Rain100H-like: dense, long, bright streaks and an atmospheric veil.
+    "heavy": RainParams(
+        density=(20.0, 50.0),
+        length=(15.0, 55.0),
+        width=(0.6, 1.0),
+        brightness=(0.2, 0.5),
+        veil=(0.0, 0.1),
+    ),
+}
+
+
+@dataclass
+class RainResult:
+    """A rainy image and the layers that made it (floats in [0, 1], (H, W) unless noted)."""
+
+    degraded: np.ndarray  # (H, W, 3) uint8
+    clean: np.ndarray  # (H, W, 3) uint8
+    seeds: np.ndarray  # the sparse noise seeds, each at its streak's brightness
+    streaks: np.ndarray  # S: the seeds motion-blurred along the slant and blurred across by the width
+    mask: np.ndarray  # bool: where S adds at least half a grey level
+    veil: float  # v
+    angle: float  # slant of this image, degrees from vertical
+    level: str = "custom"
+
+
+def _rain_params(level: str | RainParams, overrides: dict[str, Any]) -> tuple[str, RainParams]:
+    if isinstance(level, RainParams):
+        name, params = "custom", level
+    elif level in RAIN_PRESETS:
+        name, params = level, RAIN_PRESETS[level]
+    else:
+        raise ValueError(
+            f"unknown rain level {level!r}; choose from {sorted(RAIN_PRESETS)} or pass RainParams"
+        )
+    if overrides:
+        params = replace(params, **overrides)
+    if params.blend not in ("add", "screen"):
+        raise ValueError(f"rain blend must be 'add' or 'screen', got {params.blend!r}")
+    return name, params
+
+
+def add_rain(
+    clean: np.ndarray, rng: np.random.Generator | int, level: str | RainParams = "light", **overrides: Any
+) -> RainResult:
+    """Rain streaks on ``clean`` ((H, W, 3) uint8 or float in [0, 1]); ``overrides`` replace preset fields."""
+    rng = np.random.default_rng(rng)
+    name, p = _rain_params(level, overrides)
+    b = _as_float(clean)
+    h, w = b.shape[:2]
+
+    # 1. sparse noise seeds over an enlarged frame, so that streaks also enter from outside the picture
+    margin = p.length[1] / 2 + 2
+    area = (h + 2 * margin) * (w + 2 * margin)
+    n = int(rng.poisson(_uniform(rng, p.density) * area / 1e4))
+    cy = rng.uniform(-margin, h + margin, n)
+    cx = rng.uniform(-margin, w + margin, n)
+    bright = _uniform(rng, p.brightness, n)
+    seeds = _splat((h, w), np.round(cy), np.round(cx), bright)
+
+    # 2. motion blur along one slant per image: a seed convolved with a line kernel is a segment, so draw the
+    #    segments directly (exact, and each streak can have its own length and a small jitter of the angle)
+    angle = _uniform(rng, (-p.angle, p.angle))
+    theta = np.deg2rad(angle + p.jitter * rng.standard_normal(n))
+    length = _uniform(rng, p.length, n)
+    sigma = _uniform(rng, p.width)
+    step = 0.5  # px between samples along a segment
+    counts = np.maximum(2, np.ceil(length / step).astype(np.int64) + 1)
+    owner = np.repeat(np.arange(n), counts)
+    first = np.repeat(np.cumsum(counts) - counts, counts)
+    t = (np.arange(owner.size) - first) / (counts[owner] - 1) - 0.5  # position along the streak, -0.5 .. 0.5
+    ys = cy[owner] + t * length[owner] * np.cos(theta[owner])
+    xs = cx[owner] + t * length[owner] * np.sin(theta[owner])
+    taper = 1.0 - np.abs(2.0 * t) ** 3  # drops fade in and out at the ends of their exposure
+    # line density 1/step per unit weight; the blur across divides the peak by sqrt(2 pi) sigma: undo both
+    weight = bright[owner] * taper * (length[owner] / (counts[owner] - 1)) * np.sqrt(2 * np.pi) * sigma
+    lines = _splat((h, w), ys, xs, weight)
+
+    # 3. width: blur across (and slightly along) the streak
+    streaks = np.clip(ndi.gaussian_filter(lines, sigma, mode="constant"), 0.0, 1.0)
+
+    # 4. composite: additive (or screen) blend, optional atmospheric veil, clip
+    s3 = streaks[..., None]
+    rainy = b + s3 if p.blend == "add" else 1.0 - (1.0 - b) * (1.0 - s3)
+    veil = _uniform(rng, p.veil) if p.veil[1] > 0 else 0.0
+    if veil > 0:
+        rainy = (1.0 - veil) * rainy + veil * _uniform(rng, p.veil_light)
+    return RainResult(
+        degraded=_to_uint8(rainy),
+        clean=_to_uint8(b),
+        seeds=seeds,
+        streaks=streaks,
+        mask=streaks >= 0.5 / 255,
+        veil=veil,
+        angle=angle,
+        level=name,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------
+# snow
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlakeLayer:
+    """One depth of snow: flakes per 10^4 px, radius (px), opacity, and edge softness (defocus blur, px)."""
+
+    density: float
+    radius: tuple[float, float]
+    opacity: tuple[float, float]
+    softness: float = 0.7
+
+
+@dataclass(frozen=True)
+class SnowParams:
+    """A snow image: flake layers far to near, motion streak length (px), fall angle, haze, snow colour."""
+
+    layers: tuple[FlakeLayer, ...]
+    density_scale: tuple[float, float] = (0.7, 1.3)  # one multiplier per image on every layer's density
+    motion: tuple[float, float] = (0.0, 2.0)  # motion blur: extra length along the fall direction, px
+    wind: float = 30.0  # |fall direction| from vertical, degrees (one per image)
+    haze: tuple[float, float] = (0.0, 0.0)  # veiling haze alpha (mean), one per image
+    haze_variation: float = 0.3  # relative spatial variation of the haze
+    grain: tuple[float, float] = (
+        0.0,
+        0.0,
+    )  # std of the alpha of unresolved far flakes (a speckle), per image
+    grain_size: float = 0.7  # Gaussian sigma of one speckle, px
+    colour: tuple[float, float] = (0.88, 1.0)  # snow brightness; a slight blue tint is added per image
+    blur: float = 0.0  # final Gaussian blur of the mask (optics), px
+
+
+# Tuned so that mask_stats of a 480x640 synthetic mask matches the three real Snow100K masks in
+# ../shared/data/snow100k_masks (light ~ beautiful_smile_00008, medium ~ 00001, heavy ~ 00006): mean alpha,
+# coverage, opaque fraction, haze floor, flake count and size, opacity histogram (notebooks/00_data.ipynb).
+SNOW_PRESETS: dict[str, SnowParams] = {
+    # Snow100K-S-like: sparse, soft, mostly vertical flakes, no haze.
+    "light": SnowParams(
+        layers=(
+            FlakeLayer(density=11.0, radius=(1.2, 2.4), opacity=(0.75, 1.0), softness=3.0),
+            FlakeLayer(density=2.0, radius=(2.2, 4.0), opacity=(0.85, 1.0), softness=3.0),
+        ),
+        motion=(1.0, 4.0),
+        wind=20.0,
+        blur=0.7,
+    ),
+    # Snow100K-M-like: a speckle of far flakes over a light haze, mid flakes, a few defocused near ones.
+    "medium": SnowParams(
+        layers=(
+            FlakeLayer(density=200.0, radius=(0.3, 0.8), opacity=(0.1, 0.4), softness=1.0),
+            FlakeLayer(density=21.0, radius=(0.9, 2.0), opacity=(0.6, 1.0), softness=1.0),
+            FlakeLayer(density=0.6, radius=(3.0, 8.0), opacity=(0.2, 0.45), softness=3.0),
+        ),
+        motion=(0.5, 3.0),
+        haze=(0.065, 0.095),
+        grain=(0.035, 0.05),
+    ),
+    # Snow100K-L-like: dense far flakes and speckle over strong haze, many mid flakes, defocused near ones.
+    "heavy": SnowParams(
+        layers=(
+            FlakeLayer(density=600.0, radius=(0.3, 0.8), opacity=(0.1, 0.5), softness=1.0),
+            FlakeLayer(density=65.0, radius=(0.8, 1.8), opacity=(0.6, 1.0), softness=1.0),
+            FlakeLayer(density=1.0, radius=(3.0, 8.0), opacity=(0.2, 0.45), softness=3.0),
+        ),
+        motion=(2.0, 5.0),
+        haze=(0.14, 0.2),
+        grain=(0.05, 0.08),
+    ),
+}
+
+
+@dataclass
+class SnowResult:
+    """A snowy image and the masks that made it (alpha floats in [0, 1], (H, W))."""
+
+    degraded: np.ndarray  # (H, W, 3) uint8
+    clean: np.ndarray  # (H, W, 3) uint8
+    alpha: np.ndarray  # total alpha composited over the clean image
+    layers: list[np.ndarray] = field(
+        default_factory=list
+    )  # flake alpha per depth, far to near (synthetic only)
+    haze: np.ndarray | None = None  # the haze alpha (synthetic only)
+    colour: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    level: str = "custom"  # preset name, "custom", or "real" for a real mask
+
+
+def _snow_params(level: str | SnowParams, overrides: dict[str, Any]) -> tuple[str, SnowParams]:
+    if isinstance(level, SnowParams):
+        name, params = "custom", level
+    elif level in SNOW_PRESETS:
+        name, params = level, SNOW_PRESETS[level]
+    else:
+        raise ValueError(
+            f"unknown snow level {level!r}; choose from {sorted(SNOW_PRESETS)} or pass SnowParams"
+        )
+    return name, (replace(params, **overrides) if overrides else params)
+
+
+def _flake_layer(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    layer: FlakeLayer,
+    scale: float,
+    motion: float,
+    fall: float,
+) -> np.ndarray:
+    """Alpha of one depth: soft-edged discs stretched into capsules by motion, summed and clipped to 1."""
+    h, w = shape
+    rmax = layer.radius[1] + layer.softness / 2 + motion / 2 + 1
+    n = int(rng.poisson(layer.density * scale * (h + 2 * rmax) * (w + 2 * rmax) / 1e4))
+    out = np.zeros(h * w, np.float64)
+    if n == 0:
+        return out.reshape(h, w).astype(np.float32)
+    cy = rng.uniform(-rmax, h + rmax, n)
+    cx = rng.uniform(-rmax, w + rmax, n)
+    radius = _uniform(rng, layer.radius, n)
+    opacity = _uniform(rng, layer.opacity, n)
+    # every flake is stamped on a (k, k) window around its centre, all flakes of the layer at once
+    half = int(np.ceil(rmax))
+    offsets = np.arange(-half, half + 1)
+    y = np.floor(cy).astype(np.int64)[:, None, None] + offsets[None, :, None]
+    x = np.floor(cx).astype(np.int64)[:, None, None] + offsets[None, None, :]
+    dy, dx = y + 0.5 - cy[:, None, None], x + 0.5 - cx[:, None, None]  # pixel centre relative to flake centre
+    uy, ux = np.cos(fall), np.sin(fall)  # fall direction
+    along = np.clip(dy * uy + dx * ux, -motion / 2, motion / 2)  # distance to a segment = capsule
+    dist = np.hypot(dy - along * uy, dx - along * ux)
+    soft = max(layer.softness, 0.5)
+    a = np.clip((radius[:, None, None] - dist) / soft + 0.5, 0.0, 1.0)
+    a *= opacity[:, None, None] / (1.0 + motion / (2 * radius[:, None, None] + 1))  # motion spreads the light
+    ok = (y >= 0) & (y < h) & (x >= 0) & (x < w) & (a > 0)
+    idx = (np.broadcast_to(y, a.shape) * w + np.broadcast_to(x, a.shape))[ok]
+    out += np.bincount(idx, weights=a[ok], minlength=h * w)
+    return np.clip(out, 0.0, 1.0).reshape(h, w).astype(np.float32)
+
+
+def _line_kernel(length: float, angle: float) -> np.ndarray:
+    """Normalised motion-blur kernel: a segment of ``length`` px at ``angle`` (radians from vertical)."""
+    half = int(np.ceil(length / 2)) + 1
+    t = np.linspace(-0.5, 0.5, max(2, int(np.ceil(length * 2)) + 1)) * length
+    kernel = _splat(
+        (2 * half + 1, 2 * half + 1), half + t * np.cos(angle), half + t * np.sin(angle), np.ones_like(t)
+    )
+    return kernel / kernel.sum()
+
+
+def snow_alpha(
+    shape: tuple[int, int],
+    rng: np.random.Generator | int,
+    level: str | SnowParams = "medium",
+    **overrides: Any,
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """A synthetic snow mask of ``shape``: (total alpha, flake alpha per layer far to near, haze alpha)."""
+    rng = np.random.default_rng(rng)
+    _, p = _snow_params(level, overrides)
+    h, w = shape
+    scale = _uniform(rng, p.density_scale)
+    motion = _uniform(rng, p.motion)
+    fall = np.deg2rad(_uniform(rng, (-p.wind, p.wind)))
+    layers = [_flake_layer(rng, (h, w), layer, scale, motion, fall) for layer in p.layers]
+    haze_mean = _uniform(rng, p.haze) if p.haze[1] > 0 else 0.0
+    if haze_mean > 0:
+        haze = np.clip(haze_mean * (1.0 + p.haze_variation * _smooth_field(rng, (h, w))), 0.0, 1.0)
+    else:
+        haze = np.zeros((h, w), np.float32)
+    grain = _uniform(rng, p.grain) if p.grain[1] > 0 else 0.0
+    if grain > 0:  # flakes too far to resolve: positive speckle, smeared by the same motion as the flakes
+        speckle = ndi.gaussian_filter(rng.exponential(1.0, (h, w)).astype(np.float32), p.grain_size)
+        if motion >= 1:
+            speckle = ndi.convolve(speckle, _line_kernel(motion, fall), mode="reflect")
+        speckle = (speckle - speckle.mean()) / max(float(speckle.std()), 1e-6)
+        haze = np.clip(haze + grain * speckle, 0.0, 1.0)
+    transmit = 1.0 - haze  # layers composite "over" each other: alpha = 1 - prod(1 - a_k)
+    for a in layers:
+        transmit = transmit * (1.0 - a)
+    alpha = 1.0 - transmit
+    if p.blur > 0:
+        alpha = ndi.gaussian_filter(alpha, p.blur)
+    return np.clip(alpha, 0.0, 1.0).astype(np.float32), layers, haze.astype(np.float32)
+
+
+def composite_snow(
+    clean: np.ndarray, alpha: np.ndarray, colour: Sequence[float] = (1.0, 1.0, 1.0)
+) -> np.ndarray:
+    """Snow100K's composite ``clean (1 - alpha) + alpha colour`` as (H, W, 3) uint8."""
+    b = _as_float(clean)
+    a = np.asarray(alpha, np.float32)
+    if a.shape != b.shape[:2]:
+        raise ValueError(f"snow mask shape {a.shape} does not match the image {b.shape[:2]}")
+    a = a[..., None]
+    return _to_uint8(b * (1.0 - a) + a * np.asarray(colour, np.float32))
+
+
+def _snow_colour(rng: np.random.Generator, p: SnowParams) -> tuple[float, float, float]:
+    value, tint = _uniform(rng, p.colour), _uniform(rng, (0.0, 0.04))
+    return (value * (1 - tint), value * (1 - tint / 2), value)
+
+
+def add_snow(
+    clean: np.ndarray,
+    rng: np.random.Generator | int,
+    level: str | SnowParams = "medium",
+    real_mask: np.ndarray | None = None,
+    **overrides: Any,
+) -> SnowResult:
+    """Snow on ``clean``: a synthetic mask of preset ``level``, or ``real_mask`` (any size, cropped)."""
+    rng = np.random.default_rng(rng)
+    name, p = _snow_params(level, overrides)
+    b = _as_float(clean)
+    colour = _snow_colour(rng, p)
+    if real_mask is not None:
+        alpha = crop_snow_mask(real_mask, b.shape[:2], rng)
+        return SnowResult(composite_snow(b, alpha, colour), _to_uint8(b), alpha, colour=colour, level="real")
+    alpha, layers, haze = snow_alpha(b.shape[:2], rng, p)
+    return SnowResult(composite_snow(b, alpha, colour), _to_uint8(b), alpha, layers, haze, colour, name)
+
+
+_MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _mask_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _MASK_SUFFIXES)
+
+
+def load_snow_masks(folder: str | os.PathLike[str]) -> list[np.ndarray]:
+    """Real snow masks (e.g. Snow100K's, grayscale stored as RGB) in ``folder`` as float32 alpha in [0, 1]."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"snow mask folder {folder} does not exist; pass a folder of mask images")
+    files = _mask_files(folder)
+    if not files:
+        raise FileNotFoundError(f"no mask images ({', '.join(_MASK_SUFFIXES)}) in {folder}")
+    masks = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                masks.append(np.asarray(im.convert("L"), np.float32) / 255.0)
+        except OSError as err:
+            raise ValueError(
+                f"cannot read snow mask {f}: {err}; remove it or replace it with a PNG/JPEG"
+            ) from err
+    return masks
+
+
+def crop_snow_mask(
+    mask: np.ndarray,
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.8, 1.25),
+) -> np.ndarray:
+    """A random window of ``mask`` resized to ``shape`` (flakes rescaled by ``scale``), maybe flipped.
+
+    The mask is used at about its own resolution, the way Snow100K pasted masks onto its photos: a window of
+    ``shape / s`` px, as large as the mask allows, and a left-right flip half of the time.
+    """
+    h, w = shape
+    mh, mw = mask.shape
+    factor = min(1.0 / _uniform(rng, scale), mh / h, mw / w)
+    bh, bw = h * factor, w * factor
+    y0, x0 = float(rng.uniform(0, mh - bh)), float(rng.uniform(0, mw - bw))
+    im = Image.fromarray(np.asarray(mask, np.float32), mode="F")
+    out = np.asarray(im.resize((w, h), Image.Resampling.BILINEAR, box=(x0, y0, x0 + bw, y0 + bh)))
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mask statistics (synthetic against real snow)
+# ----------------------------------------------------------------------------------------------------------
+
+OPACITY_BINS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+
+
+def mask_stats(alpha: np.ndarray, flake_threshold: float = 0.5) -> dict[str, Any]:
+    """Simple statistics of a snow alpha mask (float in [0, 1] or uint8), to compare synthetic with real snow.
+
+    ``mean``: mean alpha; ``coverage``: fraction with alpha > 0.1; ``opaque``: fraction > 0.5; ``floor``: 10th
+    percentile (the haze under the flakes); flakes are connected components (8-connected) of alpha >
+    ``flake_threshold``: ``flakes_per_10k`` px, sizes ``flake_p50``, ``flake_p90`` and ``flake_max`` (px);
+    ``hist``: fraction of pixels in each :data:`OPACITY_BINS` bin.
+    """
+    a = np.asarray(alpha)
+    if a.ndim == 3:
+        a = a.mean(axis=2)
+    a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    labels, count = ndi.label(a > flake_threshold, structure=np.ones((3, 3)))
+    sizes = np.bincount(labels.ravel())[1:] if count else np.zeros(1)
+    hist, _ = np.histogram(np.clip(a, 0, 1), bins=OPACITY_BINS)
+    return {
+        "mean": round(float(a.mean()), 4),
+        "coverage": round(float((a > 0.1).mean()), 4),
+        "opaque": round(float((a > 0.5).mean()), 4),
+        "floor": round(float(np.percentile(a, 10)), 4),
+        "flakes_per_10k": round(count / a.size * 1e4, 2),
+        "flake_p50": round(float(np.percentile(sizes, 50)), 1),
+        "flake_p90": round(float(np.percentile(sizes, 90)), 1),
+        "flake_max": int(sizes.max()),
+        "hist": [round(float(v), 4) for v in hist / a.size],
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the demo dataset
+# ----------------------------------------------------------------------------------------------------------
+
+KINDS = ("rain", "snow")
+# Share of each preset in a generated set (rain: mostly Rain100L-like; snow: the three Snow100K sizes).
+LEVEL_WEIGHTS: dict[str, dict[str, float]] = {
+    "rain": {"light": 0.6, "heavy": 0.4},
+    "snow": {"light": 1 / 3, "medium": 1 / 3, "heavy": 1 / 3},
+}
+# Input (degraded vs clean) PSNR in dB that each preset gives on average over the demo photographs (tested).
+EXPECTED_PSNR: dict[str, dict[str, tuple[float, float]]] = {
+    "rain": {"light": (24.0, 32.0), "heavy": (17.0, 24.0)},
+    "snow": {"light": (24.0, 34.0), "medium": (17.0, 24.0), "heavy": (11.0, 18.0)},
+}
+PNG_COMPRESS_LEVEL = 1  # explicit, so files are byte-identical for a seed; 1: fastest, as small as 6 here
+_KIND_ID = {"rain": 1, "snow": 2}
+_SPLIT_ID = {"train": 0, "test": 1}
+
+
+def _image_rng(seed: int, kind: str, split: str, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, _KIND_ID[kind], _SPLIT_ID[split], index])
+
+
+def _degrade(
+    kind: str,
+    rng: np.random.Generator,
+    size: int,
+    photos: Sequence[str],
+    masks: list[np.ndarray] | None,
+    real_mask_fraction: float,
+) -> tuple[np.ndarray, np.ndarray, str]:
+    clean = random_crop(rng, size, photos)
+    levels = LEVEL_WEIGHTS[kind]
+    level = str(rng.choice(list(levels), p=np.asarray(list(levels.values())) / sum(levels.values())))
+    if kind == "rain":
+        return add_rain(clean, rng, level).degraded, clean, level
+    if masks and rng.random() < real_mask_fraction:
+        real = masks[int(rng.integers(len(masks)))]
+        return add_snow(clean, rng, real_mask=real).degraded, clean, "real"
+    return add_snow(clean, rng, level).degraded, clean, level
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    from hw4lib.metrics import psnr_uint8
+
+    return float(psnr_uint8(a, b))
+
+
+def _save_png(img: np.ndarray, path: Path) -> None:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    path.write_bytes(buf.getvalue())
+
+
+def _summarise(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, np.float64)
+    if arr.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(arr.size),
+        "mean": round(float(arr.mean()), 2),
+        "min": round(float(arr.min()), 2),
+        "max": round(float(arr.max()), 2),
+    }
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; pass a folder for the demo dataset")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"{out} already exists and is not empty; pass overwrite=True (CLI: --force)"
+            )
+        if not (out / "synth.json").is_file():
+            raise FileExistsError(
+                f"refusing to replace {out}: it was not made by demo-data (no synth.json); delete it yourself"
+            )
+
+
+def generate_demo_dataset(
+    out: str | os.PathLike[str],
+    pairs_per_type: int = 200,
+    test_per_type: int = 20,
+    size: int = 128,
+    seed: int = 0,
+    snow_masks: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+    real_mask_fraction: float = 1.0,
+) -> dict[str, Any]:
+    """Write a rain + snow dataset in the course layout into ``out``; returns a summary (counts, PSNR, time).
+
+    ``out/train/degraded/{rain,snow}-N.png`` with ``out/train/clean/{rain,snow}_clean-N.png`` (N from 1),
+    ``out/test/degraded/K.png`` with the answers ``out/test/clean/K.png`` (K from 0, rain and snow shuffled),
+    ``out/test/labels.csv`` (name, kind, level) and ``out/synth.json`` (settings and input PSNR per type).
+    Train crops come from :data:`TRAIN_PHOTOS`, test crops from :data:`TEST_PHOTOS`. ``snow_masks``: a folder
+    of real snow masks composited instead of synthetic ones (for a ``real_mask_fraction`` of the snow images).
+    The set is built in a temporary folder next to ``out`` and renamed into place, so an interrupted run
+    leaves nothing behind; an existing non-empty ``out`` is replaced only with ``overwrite=True``. Files are
+    byte-identical for a seed.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    for label, value in (("pairs_per_type", pairs_per_type), ("test_per_type", test_per_type)):
+        if int(value) != value or value < 0:
+            raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
+    if int(size) != size or size < 16:
+        raise ValueError(f"size must be a whole number of pixels >= 16, got {size!r}")
+    if not 0.0 <= real_mask_fraction <= 1.0:
+        raise ValueError(f"real_mask_fraction must be in [0, 1], got {real_mask_fraction!r}")
+    _check_out(out, overwrite)
+    masks = load_snow_masks(snow_masks) if snow_masks is not None else None
+    train_photos, test_photos = available_photos(TRAIN_PHOTOS), available_photos(TEST_PHOTOS)
+    if not train_photos or not test_photos:
+        raise RuntimeError(
+            "the sample photos of scikit-image/matplotlib are missing; reinstall those packages"
+        )
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    psnrs: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    try:
+        for sub in ("train/degraded", "train/clean", "test/degraded", "test/clean"):
+            (tmp / sub).mkdir(parents=True)
+        for kind in KINDS:
+            for i in range(1, pairs_per_type + 1):
+                rng = _image_rng(seed, kind, "train", i)
+                degraded, clean, level = _degrade(kind, rng, size, train_photos, masks, real_mask_fraction)
+                _save_png(degraded, tmp / "train" / "degraded" / f"{kind}-{i}.png")
+                _save_png(clean, tmp / "train" / "clean" / f"{kind}_clean-{i}.png")
+                psnrs.setdefault(f"train/{kind}", []).append(_psnr(degraded, clean))
+                psnrs.setdefault(f"train/{kind}/{level}", []).append(psnrs[f"train/{kind}"][-1])
+            counts[f"train/{kind}"] = pairs_per_type
+        # the course test set mixes both kinds under plain numbers: shuffle the kinds, deterministically
+        test_kinds = list(
+            np.random.default_rng([seed, 0, _SPLIT_ID["test"]]).permutation(
+                ["rain"] * test_per_type + ["snow"] * test_per_type
+            )
+        )
+        rows = []
+        for k, kind in enumerate(test_kinds):
+            rng = _image_rng(seed, kind, "test", k)
+            degraded, clean, level = _degrade(kind, rng, size, test_photos, masks, real_mask_fraction)
+            _save_png(degraded, tmp / "test" / "degraded" / f"{k}.png")
+            _save_png(clean, tmp / "test" / "clean" / f"{k}.png")
+            rows.append((f"{k}.png", kind, level))
+            psnrs.setdefault(f"test/{kind}", []).append(_psnr(degraded, clean))
+        counts["test"] = len(test_kinds)
+        with open(tmp / "test" / "labels.csv", "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(("name", "kind", "level"))
+            writer.writerows(rows)
+        summary: dict[str, Any] = {
+            "generator": "hw4lib.synth.generate_demo_dataset",
+            "settings": {
+                "pairs_per_type": pairs_per_type,
+                "test_per_type": test_per_type,
+                "size": size,
+                "seed": seed,
+                "snow_masks": [f.name for f in _mask_files(Path(snow_masks))] if snow_masks else None,
+                "real_mask_fraction": real_mask_fraction if masks else None,
+                "train_photos": train_photos,
+                "test_photos": test_photos,
+                "level_weights": LEVEL_WEIGHTS,
+                "rain_presets": {k: asdict(v) for k, v in RAIN_PRESETS.items()},
+                "snow_presets": {k: asdict(v) for k, v in SNOW_PRESETS.items()},
+            },
+            "counts": counts,
+            "input_psnr_db": {
+                key: _summarise(psnrs[key]) for key in sorted(psnrs, key=lambda k: (k.startswith("test"), k))
+            },
+        }
+        (tmp / "synth.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary["out"] = str(out)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return summary
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the finished folder ``tmp`` to ``out``; an old ``out`` is moved aside, then deleted."""
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    os.rmdir(old)
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# CLI
+# ----------------------------------------------------------------------------------------------------------
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """``demo-data``: generate the synthetic demo dataset."""
+    from hw4lib import paths
+
+    p = subparsers.add_parser(
+        "demo-data",
+        help="generate the synthetic rain/snow demo dataset (course layout)",
+        description="Synthetic rain and snow on sample photographs, written in the course layout, "
+        "with test answers in test/clean. Deterministic for a seed.",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=paths.data_dir("demo"),
+        help="output folder; relative paths are taken from the repository root (default: data/demo)",
+    )
+    p.add_argument(
+        "--pairs-per-type", type=int, default=200, help="training pairs per degradation (default 200)"
+    )
+    p.add_argument("--test-per-type", type=int, default=20, help="test images per degradation (default 20)")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--snow-masks", type=Path, default=None, help="folder of real snow masks to composite")
+    p.add_argument(
+        "--real-mask-fraction",
+        type=float,
+        default=1.0,
+        help="share of snow images that use a real mask when --snow-masks is given (default 1)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing demo dataset in --out")
+    p.set_defaults(func=_run_demo_data)
+
+
+def _run_demo_data(args: argparse.Namespace) -> int:
+    from hw4lib import paths
+
+    try:
+        summary = generate_demo_dataset(
+            paths.resolve(args.out),
+            pairs_per_type=args.pairs_per_type,
+            test_per_type=args.test_per_type,
+            size=args.size,
+            seed=args.seed,
+            snow_masks=paths.resolve(args.snow_masks) if args.snow_masks is not None else None,
+            overwrite=args.force,
+            real_mask_fraction=args.real_mask_fraction,
+        )
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"demo-data: {err}", file=sys.stderr)
+        return 2
+    counts = summary["counts"]
+    print(
+        f"wrote {summary['out']}: {counts['train/rain']} rain + {counts['train/snow']} snow training pairs, "
+        f"{counts['test']} test images, {summary['settings']['size']} px, seed {summary['settings']['seed']} "
+        f"({summary['seconds']:.1f} s)"
+    )
+    print("input PSNR (degraded vs clean), dB:")
+    for key, s in summary["input_psnr_db"].items():
+        if s.get("n"):
+            print(
+                f"  {key:<20} n={s['n']:<4d} mean {s['mean']:6.2f}  min {s['min']:6.2f}  max {s['max']:6.2f}"
+            )
+    return 0
