@@ -1,0 +1,402 @@
+"""Run the loss variants through the training notebook, and build the report from their runs.
+
+Each variant is one papermill execution of ``notebooks/train.ipynb`` with its own ``loss`` and ``run_name``:
+the executed notebook lands in ``runs/<prefix>-<loss>.ipynb`` (a readable record of the run, with its plots)
+and the run folder in ``runs/<prefix>-<loss>/``. A variant that fails is reported and the others still run; a
+variant whose ``metrics.json`` is already complete is skipped, so a long sweep can be resumed by running the
+same command again.
+
+CLI: ``python -m hw4lib experiments``, ``python -m hw4lib report``, ``python -m hw4lib demo`` (the main job:
+demo data, the three variants on the CPU demo recipe, then the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw4lib import paths
+
+__all__ = [
+    "DEFAULT_LOSSES",
+    "VariantResult",
+    "run_variants",
+    "run_report",
+    "run_demo",
+    "variant_name",
+    "is_finished",
+    "unfinished_reason",
+    "add_commands",
+]
+
+DEFAULT_LOSSES = ("l1", "l1_ssim", "mse")
+TRAIN_NOTEBOOK = "notebooks/train.ipynb"
+REPORT_NOTEBOOK = "notebooks/report.ipynb"
+# metrics.json keys a finished run has (hw4lib.train writes them at the end of fit); same as report.py
+REQUIRED_METRICS = (
+    "best_epoch",
+    "best_val_psnr",
+    "best_val_psnr_rain",
+    "best_val_psnr_snow",
+    "best_val_ssim",
+    "input_psnr",
+    "params",
+    "wall_seconds",
+    "device",
+    "loss",
+)
+
+
+@dataclass
+class VariantResult:
+    """What happened to one variant: ``status`` is ``"done"``, ``"skipped"`` (done before) or ``"failed"``."""
+
+    loss: str
+    name: str
+    run_dir: Path
+    notebook: Path
+    status: str
+    seconds: float = 0.0
+    error: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("done", "skipped")
+
+    def summary(self) -> str:
+        """One line for the console."""
+        if self.status == "failed":
+            return f"{self.name}: FAILED after {self.seconds:.0f} s: {self.error}"
+        m = self.metrics
+        score = ""
+        if "best_val_psnr" in m and "input_psnr" in m:
+            score = (
+                f": best val PSNR {m['best_val_psnr']:.2f} dB (input {m['input_psnr']:.2f} dB, "
+                f"epoch {m.get('best_epoch', '?')})"
+            )
+        what = "already finished, skipped" if self.status == "skipped" else f"done in {self.seconds:.0f} s"
+        return f"{self.name}: {what}{score}"
+
+
+def variant_name(prefix: str, loss: str) -> str:
+    """``<prefix>-<loss>``, safe as a file name (``l1+0.1*edge`` -> ``l1_0.1xedge``)."""
+    safe = loss.replace("+", "_").replace("*", "x").replace("/", "_").replace(" ", "")
+    return f"{prefix}-{safe}" if prefix else safe
+
+
+def _read_metrics(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "metrics.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def unfinished_reason(run_dir: str | os.PathLike[str]) -> str | None:
+    """Why ``run_dir`` is not a finished run (``None`` when it is): no ``metrics.json``, keys missing, or
+    ``"complete": false`` (hw4lib.train rewrites metrics.json after every epoch and marks the last one)."""
+    run_dir = paths.resolve(run_dir)
+    metrics = _read_metrics(run_dir)
+    if metrics is None:
+        return f"{run_dir / 'metrics.json'} is missing or unreadable"
+    missing = [key for key in REQUIRED_METRICS if key not in metrics]
+    if missing:
+        return f"{run_dir / 'metrics.json'} lacks {', '.join(missing)}"
+    if metrics.get("complete", True) is False:
+        done = metrics.get("epochs_done", "?")
+        return f"{run_dir} stopped after epoch {done} (metrics.json says complete: false)"
+    return None
+
+
+def is_finished(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir`` holds a finished run (see :func:`unfinished_reason`)."""
+    return unfinished_reason(run_dir) is None
+
+
+def _describe_error(err: BaseException) -> str:
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename:  # papermill.PapermillExecutionError: the exception raised inside the notebook
+        return f"{ename}: {evalue}".strip()
+    return f"{type(err).__name__}: {err}"
+
+
+def _execute(notebook: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str) -> None:
+    import papermill as pm  # imported here: `python -m hw4lib --help` should not pay for it
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(
+        str(notebook),
+        str(output),
+        parameters=dict(parameters),
+        kernel_name=kernel_name,
+        cwd=str(paths.repo_root()),
+        log_output=False,
+        progress_bar=False,
+    )
+
+
+def _declared_parameters(notebook: Path) -> set[str]:
+    """Names in the notebook's ``parameters`` cell (empty when it has none or cannot be inspected)."""
+    import papermill as pm
+
+    try:
+        return set(pm.inspect_notebook(str(notebook)))
+    except Exception:  # noqa: BLE001 -- inspection is a convenience; execution reports real problems
+        return set()
+
+
+def run_variants(
+    losses: Sequence[str] = DEFAULT_LOSSES,
+    prefix: str = "demo",
+    parameters: Mapping[str, Any] | None = None,
+    notebook: str | os.PathLike[str] = TRAIN_NOTEBOOK,
+    force: bool = False,
+    kernel_name: str = "python3",
+    runs_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> list[VariantResult]:
+    """Execute ``notebook`` once per loss with ``parameters`` plus ``loss`` and ``run_name``.
+
+    Writes ``<runs_dir>/<prefix>-<loss>.ipynb`` (the executed notebook) and the run folder
+    ``<runs_dir>/<prefix>-<loss>/`` (the notebook's ``run_name`` parameter). A variant whose run folder
+    already holds a complete ``metrics.json`` is skipped unless ``force``; a failing variant is recorded with
+    its error and the next one runs. Returns one :class:`VariantResult` per loss, in order.
+    """
+    parameters = dict(parameters or {})
+    clash = {"loss", "run_name"} & set(parameters)
+    if clash:
+        raise ValueError(
+            f"run_variants sets {sorted(clash)} itself (one per variant); remove them from parameters"
+        )
+    if not losses:
+        raise ValueError("run_variants needs at least one loss, e.g. losses=('l1', 'l1_ssim', 'mse')")
+    nb_path = paths.resolve(notebook)
+    if not nb_path.is_file():
+        raise FileNotFoundError(
+            f"training notebook {nb_path} not found; pass notebook='notebooks/train.ipynb'"
+        )
+    out_dir = paths.resolve(runs_dir) if runs_dir is not None else paths.runs_dir()
+    declared = _declared_parameters(nb_path)
+
+    results: list[VariantResult] = []
+    for i, loss in enumerate(losses, 1):
+        name = variant_name(prefix, loss)
+        run_dir, executed = out_dir / name, out_dir / f"{name}.ipynb"
+        result = VariantResult(loss=loss, name=name, run_dir=run_dir, notebook=executed, status="done")
+        if not force and is_finished(run_dir):
+            result.status, result.metrics = "skipped", _read_metrics(run_dir) or {}
+        else:
+            if verbose:
+                print(f"[{i}/{len(losses)}] {name}: running {nb_path.name} with loss={loss!r}", flush=True)
+            start = time.perf_counter()
+            try:
+                extra: dict[str, Any] = {}
+                if force and "overwrite" in declared:
+                    extra["overwrite"] = True  # start the run over
+                elif not force and "resume" in declared and (run_dir / "last.pt").is_file():
+                    extra["resume"] = True  # an interrupted run continues from its last checkpoint
+                run_params = {**parameters, **extra, "loss": loss, "run_name": name}
+                _execute(nb_path, executed, run_params, kernel_name)
+            except Exception as err:  # noqa: BLE001 -- any failure of one variant must not stop the others
+                result.status, result.error = "failed", f"{_describe_error(err)} (see {executed})"
+            result.seconds = time.perf_counter() - start
+            if result.status == "done":
+                reason = unfinished_reason(run_dir)
+                if reason:
+                    result.status = "failed"
+                    result.error = (
+                        f"the notebook finished but {reason}; does {nb_path.name} pass run_name to the "
+                        f"training run? (see {executed})"
+                    )
+                else:
+                    result.metrics = _read_metrics(run_dir) or {}
+        if verbose:
+            print(f"[{i}/{len(losses)}] {result.summary()}", flush=True)
+        results.append(result)
+    return results
+
+
+def run_report(
+    runs: str | Sequence[str] = "runs/demo-*",
+    data_dir: str | None = None,
+    notebook: str | os.PathLike[str] = REPORT_NOTEBOOK,
+    output: str | os.PathLike[str] = "runs/report.ipynb",
+    kernel_name: str = "python3",
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Execute the report notebook on ``runs`` (a glob or a list of folders); returns the executed notebook.
+
+    The notebook writes ``report/report.md``, ``report/report.html``, ``report/tables/``, ``figures/report/``.
+    """
+    nb_path = paths.resolve(notebook)
+    if not nb_path.is_file():
+        raise FileNotFoundError(f"report notebook {nb_path} not found")
+    params: dict[str, Any] = {"runs": runs if isinstance(runs, str) else [str(r) for r in runs]}
+    if data_dir is not None:
+        params["data_dir"] = str(data_dir)
+    params.update(extra or {})
+    out = paths.resolve(output)
+    _execute(nb_path, out, params, kernel_name)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- main job
+
+
+def _demo_data_ready(root: Path) -> bool:
+    return (root / "train" / "degraded").is_dir() and any((root / "train" / "degraded").glob("*.png"))
+
+
+def run_demo(
+    force: bool = False, kernel_name: str = "python3", parameters: Mapping[str, Any] | None = None
+) -> int:
+    """Demo data (generated if missing), the three loss variants on the CPU ``demo`` recipe, then the report.
+
+    Returns an exit code: 0 when every variant finished and the report was written.
+    """
+    t0 = time.perf_counter()
+    data = paths.data_dir("demo")
+    if not _demo_data_ready(data):
+        from hw4lib import synth
+
+        print(f"generating the demo data set in {data} ...", flush=True)
+        synth.generate_demo_dataset(data)
+    params = {"recipe": "demo", "data_dir": str(data.relative_to(paths.repo_root())), **(parameters or {})}
+    results = run_variants(
+        DEFAULT_LOSSES, prefix="demo", parameters=params, force=force, kernel_name=kernel_name
+    )
+    failed = [r for r in results if not r.ok]
+    t_train = time.perf_counter() - t0
+    finished = [str(r.run_dir.relative_to(paths.repo_root())) for r in results if r.ok]
+    if not finished:
+        print("no variant finished; no report written", file=sys.stderr)
+        return 1
+    print(f"writing the report from {len(finished)} run(s) ...", flush=True)
+    try:
+        executed = run_report(finished, kernel_name=kernel_name)
+    except Exception as err:  # noqa: BLE001 -- say what failed and where to look, without a 200-line traceback
+        print(f"the report failed: {_describe_error(err)} (see runs/report.ipynb)", file=sys.stderr)
+        return 1
+    total = time.perf_counter() - t0
+    print(
+        f"demo finished in {total:.0f} s (variants {t_train:.0f} s, report {total - t_train:.0f} s): "
+        f"report/report.md, report/report.html, executed notebooks in runs/ ({executed.name})"
+    )
+    for r in failed:
+        print(f"variant {r.name} failed: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+
+
+def _parse_value(text: str) -> Any:
+    """A ``-p key value`` value: JSON when it parses (numbers, true/false/null, lists), else the string."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _run_experiments(args: argparse.Namespace) -> int:
+    losses = [s.strip() for s in args.losses.split(",") if s.strip()]
+    params = {key: _parse_value(value) for key, value in (args.parameters or [])}
+    results = run_variants(
+        losses,
+        prefix=args.prefix,
+        parameters=params,
+        notebook=args.notebook,
+        force=args.force,
+        kernel_name=args.kernel,
+    )
+    failed = [r for r in results if not r.ok]
+    print(f"{len(results) - len(failed)} of {len(results)} variants finished")
+    for r in failed:
+        print(f"  {r.name}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    runs: str | list[str]
+    if args.runs:
+        runs = args.runs[0] if len(args.runs) == 1 else list(args.runs)
+    else:
+        runs = "runs/demo-*"
+        if not glob.glob(str(paths.resolve(runs))):
+            from hw4lib.report import SNAPSHOT_DIR
+
+            runs = f"{SNAPSHOT_DIR}/*"
+            print(
+                f"no run folders match runs/demo-*; rebuilding the report from the committed snapshot {runs}"
+            )
+    executed = run_report(runs, data_dir=args.data_dir, kernel_name=args.kernel)
+    print(f"report written: report/report.md, report/report.html (executed notebook: {executed})")
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    return run_demo(force=args.force, kernel_name=args.kernel)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``experiments``, ``report`` and ``demo`` to the ``python -m hw4lib`` parser."""
+    p = subparsers.add_parser(
+        "experiments",
+        help="train several loss variants through notebooks/train.ipynb (papermill)",
+        description="Execute the training notebook once per loss; finished variants are skipped (--force).",
+    )
+    p.add_argument(
+        "--losses", default=",".join(DEFAULT_LOSSES), help="comma-separated losses (default: %(default)s)"
+    )
+    p.add_argument("--prefix", default="demo", help="runs are named <prefix>-<loss> (default: %(default)s)")
+    p.add_argument(
+        "-p",
+        "--parameter",
+        dest="parameters",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "VALUE"),
+        help="a notebook parameter shared by all variants, e.g. -p preset full -p epochs 25 (repeatable)",
+    )
+    p.add_argument(
+        "--notebook", default=TRAIN_NOTEBOOK, help="the notebook to execute (default: %(default)s)"
+    )
+    p.add_argument("--force", action="store_true", help="re-run variants that already finished")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
+    p.set_defaults(func=_run_experiments)
+
+    p = subparsers.add_parser(
+        "report",
+        help="write report/report.md and .html from run folders (executes notebooks/report.ipynb)",
+        description="Build the tables, figures and report from existing runs; trains nothing.",
+    )
+    p.add_argument(
+        "--runs",
+        nargs="*",
+        default=None,
+        help="run folders or a glob (default: runs/demo-*, else the committed snapshot in report/run-data)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="data set for the visual comparisons (default: each run's own)"
+    )
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
+    p.set_defaults(func=_run_report)
+
+    p = subparsers.add_parser(
+        "demo",
+        help="the main job on CPU: demo data, the l1 / l1_ssim / mse variants, then the report",
+        description="Generate data/demo if missing, train the three loss variants with the CPU demo recipe, "
+        "and write the report. Finished variants are reused unless --force.",
+    )
+    p.add_argument("--force", action="store_true", help="re-train variants that already finished")
+    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
+    p.set_defaults(func=_run_demo)
