@@ -1,0 +1,553 @@
+"""Inference: padding, self-ensemble TTA, tiling, the submission file, its checks, scoring and the CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from hw4lib import infer
+from hw4lib.data import DataError
+from hw4lib.infer import (
+    SubmissionError,
+    check_submission,
+    dihedral,
+    inverse_dihedral,
+    list_test_images,
+    pad_to_multiple,
+    restore,
+    score,
+    write_submission,
+)
+
+# ----------------------------------------------------------------------------------------------------
+# tiny models with known behaviour
+
+
+class Identity(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+class NeedsMultipleOf8(nn.Module):
+    """Identity that refuses inputs PromptIR could not take, and records what it saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-2] % 8 == 0 and x.shape[-1] % 8 == 0, x.shape
+        self.shapes.append(tuple(x.shape))
+        return x
+
+
+class ColumnRamp(nn.Module):
+    """Adds a left-to-right ramp 0..1: not equivariant to flips or rotations."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = x.shape[-1]
+        return x + torch.linspace(0.0, 1.0, w, dtype=x.dtype, device=x.device)
+
+
+class RollRight(nn.Module):
+    """Moves every pixel one column to the right (circularly)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, 1, dims=-1)
+
+
+def local_convnet(seed: int = 0) -> nn.Module:
+    """Three 3x3 convolutions: receptive-field radius 3 px, fully local."""
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.GELU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.GELU(),
+        nn.Conv2d(8, 3, 3, padding=1),
+    ).eval()
+
+
+class CountingWrapper(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def tiny_promptir() -> nn.Module:
+    from hw4lib.model import build_model
+
+    torch.manual_seed(0)
+    return build_model("tiny").eval()
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A (1, 3, H, W) image in [0.1, 0.9] with structure at several scales (more natural than white noise)."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.stack([torch.sin(6 * xx + c) * torch.cos(4 * yy - c) for c in (0.0, 1.0, 2.0)])
+    noise = torch.rand(3, h, w, generator=g) - 0.5
+    return (0.5 + 0.3 * base + 0.1 * noise)[None].clamp(0.1, 0.9)
+
+
+def write_png(path, array: np.ndarray):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)  # uint16 (H, W) saves a 16-bit PNG
+    return path
+
+
+def rng_image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:
+    shape = (h, w, channels) if channels > 1 else (h, w)
+    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------
+# padding and the round trip
+
+
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (8, 16), (9, 17), (250, 333)])
+def test_pad_to_multiple_then_crop_is_a_round_trip(h, w):
+    x = torch.rand(2, 3, h, w)
+    p = pad_to_multiple(x)
+    assert p.shape == (2, 3, math.ceil(h / 8) * 8, math.ceil(w / 8) * 8)
+    assert torch.equal(p[..., :h, :w], x)
+    assert torch.equal(pad_to_multiple(x[0])[..., :h, :w], x[0])  # (C, H, W) too
+
+
+def test_padding_is_a_mirror():
+    x = torch.arange(90.0).reshape(1, 1, 9, 10).expand(1, 3, 9, 10)
+    p = pad_to_multiple(x)  # 9x10 -> 16x16: a mirror that does not repeat the edge pixel
+    assert p[0, 0, 0, 10:].tolist() == [8.0, 7.0, 6.0, 5.0, 4.0, 3.0]
+    assert torch.equal(p[0, 0, 9, :10], x[0, 0, 7])
+    assert torch.equal(
+        pad_to_multiple(torch.ones(1, 3, 2, 2)), torch.ones(1, 3, 8, 8)
+    )  # too small: replicate
+
+
+@pytest.mark.parametrize(("h", "w"), [(5, 3), (50, 67), (64, 64)])
+def test_restore_crops_back_and_the_model_only_sees_multiples_of_8(h, w):
+    model = NeedsMultipleOf8()
+    x = torch.rand(3, h, w)
+    y = restore(model, x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert torch.allclose(y, x, atol=1e-7)
+    assert model.shapes == [(1, 3, math.ceil(h / 8) * 8, math.ceil(w / 8) * 8)]
+
+
+def test_restore_keeps_type_and_layout_of_the_input():
+    model = Identity()
+    img = rng_image(11, 13)
+    out = restore(model, img)
+    assert isinstance(out, np.ndarray) and out.dtype == np.uint8 and out.shape == (11, 13, 3)
+    assert np.array_equal(out, img)  # /255 then round(*255) is exact
+    batch = torch.rand(2, 3, 10, 12)
+    assert torch.equal(restore(model, batch), batch)
+    as_uint8 = torch.from_numpy(img).permute(2, 0, 1).contiguous()
+    assert torch.equal(restore(model, as_uint8), as_uint8)
+    gray = rng_image(9, 7, channels=1)
+    assert np.array_equal(restore(model, gray), np.repeat(gray[:, :, None], 3, axis=2))
+    rgba = rng_image(9, 7, channels=4)
+    assert np.array_equal(restore(model, rgba), rgba[:, :, :3])
+
+
+def test_restore_clamps_and_restores_training_mode():
+    class Overshoot(nn.Module):
+        def forward(self, x):
+            return 3 * x - 1
+
+    model = Overshoot().train()
+    x = torch.tensor([0.0, 0.2, 0.5, 0.9]).reshape(1, 1, 2, 2).expand(1, 3, 2, 2)
+    y = restore(model, x)
+    assert y.min() == 0.0 and y.max() == 1.0
+    assert torch.allclose(y[0, 0], torch.tensor([[0.0, 0.0], [0.5, 1.0]]))
+    assert model.training
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"\(3, H, W\)"):
+        restore(Identity(), torch.rand(4, 8, 8))
+    with pytest.raises(ValueError, match="tile_overlap"):
+        restore(Identity(), torch.rand(3, 8, 8), tile=16, tile_overlap=16)
+    with pytest.raises(TypeError):
+        restore(Identity(), [[0.0]])
+
+
+# ----------------------------------------------------------------------------------------------------
+# test-time augmentation
+
+
+def test_dihedral_transforms_are_distinct_and_invertible():
+    x = torch.rand(1, 3, 5, 7)
+    outs = [dihedral(x, k, f) for k, f in infer.DIHEDRAL]
+    assert len(infer.DIHEDRAL) == 8
+    assert len({o.numpy().tobytes() for o in outs}) == 8
+    for (k, f), o in zip(infer.DIHEDRAL, outs, strict=True):
+        assert torch.equal(inverse_dihedral(o, k, f), x)
+
+
+def test_tta_of_the_identity_is_the_identity():
+    x = torch.rand(2, 3, 13, 21)
+    assert torch.allclose(restore(Identity(), x, tta=True), x, atol=1e-6)
+
+
+def test_tta_averages_a_position_dependent_model():
+    # The 8 transforms carry the left-to-right ramp onto the four directions (twice each); a ramp and its
+    # reverse sum to 1, so the average adds exactly 0.5 everywhere.
+    x = torch.rand(1, 3, 16, 24) * 0.4
+    plain = restore(ColumnRamp(), x)
+    assert torch.allclose(plain[..., 0], x[..., 0]) and not torch.allclose(plain, x + 0.5)
+    assert torch.allclose(restore(ColumnRamp(), x, tta=True), x + 0.5, atol=1e-6)
+
+
+def test_tta_of_a_shift_is_the_mean_of_the_four_shifts():
+    x = torch.rand(1, 3, 16, 24)  # multiples of 8: no padding, the circular shift stays circular
+    a = x.numpy()
+    expected = sum(np.roll(a, s, axis=ax) for s in (1, -1) for ax in (2, 3)) / 4
+    got = restore(RollRight(), x, tta=True)
+    assert np.allclose(got.numpy(), expected, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------
+# tiling
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "tile", "overlap"), [(70, 90, 32, 16), (64, 40, 30, 12), (33, 100, 24, 16)]
+)
+def test_tiling_is_exact_for_a_local_model(h, w, tile, overlap):
+    model = CountingWrapper(local_convnet())
+    x = torch.rand(2, 3, h, w)
+    full = restore(model, x)
+    model.calls = 0
+    tiled = restore(model, x, tile=tile, tile_overlap=overlap, tile_batch=2)
+    assert model.calls > 1  # it really ran on tiles
+    assert tiled.shape == full.shape
+    assert torch.allclose(tiled, full, atol=1e-5), (tiled - full).abs().max()
+
+
+def test_tiling_without_overlap_shows_seams_for_the_same_model():
+    # the same model tiled with overlap 0 is NOT exact: the exactness above comes from the blending window
+    model = local_convnet()
+    x = torch.rand(1, 3, 64, 64)
+    assert (restore(model, x, tile=32, tile_overlap=0) - restore(model, x)).abs().max() > 1e-3
+
+
+def test_tiling_is_close_for_promptir_tiny():
+    # PromptIR's channel attention and prompt pooling see the whole tile, so tiling is close but not exact
+    model = tiny_promptir()
+    x = smooth_image(96, 112)
+    full = restore(model, x)
+    tiled = restore(model, x, tile=64, tile_overlap=32)
+    diff = (tiled - full).abs()
+    assert diff.mean() < 0.01 and diff.max() < 0.1, (diff.mean(), diff.max())
+
+
+def test_amp_on_cpu_uses_bfloat16_and_stays_close():
+    model = local_convnet()
+    x = torch.rand(1, 3, 32, 32)
+    y32, y16 = restore(model, x), restore(model, x, amp=True)
+    assert y16.dtype == torch.float32
+    assert (y16 - y32).abs().max() < 0.05
+
+
+# ----------------------------------------------------------------------------------------------------
+# the submission file
+
+
+@pytest.fixture
+def test_dir(tmp_path):
+    """Four test images of different sizes and formats (RGB, grayscale, RGBA, 16-bit): 0, 1, 2, 10.png."""
+    folder = tmp_path / "test" / "degraded"
+    write_png(folder / "0.png", rng_image(20, 30, seed=0))
+    write_png(folder / "1.png", rng_image(17, 9, seed=1, channels=1))
+    write_png(folder / "2.png", rng_image(11, 13, seed=2, channels=4))
+    write_png(folder / "10.png", np.arange(25 * 19, dtype=np.uint16).reshape(25, 19) * 100)
+    (folder / "notes.txt").write_text("not an image")
+    return folder
+
+
+def expected_submission(folder) -> dict[str, np.ndarray]:
+    """Built by hand from PIL: what an identity model must produce, in the (3, H, W) uint8 layout."""
+    rgb = np.asarray(Image.open(folder / "0.png")).transpose(2, 0, 1)
+    gray = np.asarray(Image.open(folder / "1.png"))
+    rgba = np.asarray(Image.open(folder / "2.png"))
+    deep = np.asarray(Image.open(folder / "10.png")).astype(np.float64)
+    deep8 = np.clip(np.round(deep / 257.0), 0, 255).astype(np.uint8)  # 16-bit -> 8-bit
+    return {
+        "0.png": rgb,
+        "1.png": np.stack([gray] * 3),
+        "2.png": rgba[:, :, :3].transpose(2, 0, 1),
+        "10.png": np.stack([deep8] * 3),
+    }
+
+
+def test_list_test_images_natural_order_and_layouts(test_dir):
+    names = [p.name for p in list_test_images(test_dir)]
+    assert names == ["0.png", "1.png", "2.png", "10.png"]
+    assert [p.name for p in list_test_images(test_dir.parent.parent)] == names  # dataset root
+    assert [p.name for p in list_test_images(test_dir.parent)] == names  # test/
+    with pytest.raises(DataError, match="does not exist"):
+        list_test_images(test_dir / "nope")
+
+
+def test_write_submission_matches_a_hand_built_dict(test_dir, tmp_path):
+    out = write_submission(
+        Identity(), test_dir, tmp_path / "pred.npz", png_dir=tmp_path / "png", progress=False
+    )
+    expected = expected_submission(test_dir)
+    with np.load(out) as data:
+        got = {k: data[k] for k in data.files}
+    assert sorted(got) == sorted(expected)
+    for name, arr in expected.items():
+        assert got[name].dtype == np.uint8 and got[name].shape == arr.shape, name
+        assert np.array_equal(got[name], arr), name
+        assert np.array_equal(np.asarray(Image.open(tmp_path / "png" / name)), arr.transpose(1, 2, 0))
+    assert check_submission(out, test_dir) == []
+
+
+def test_write_submission_with_tta_tiles_and_batches(test_dir, tmp_path):
+    # two same-size images form a batch of 2; TTA and tiles of an identity model change nothing
+    write_png(test_dir / "3.png", rng_image(20, 30, seed=3))
+    out = write_submission(
+        Identity(),
+        test_dir,
+        tmp_path / "p.npz",
+        tta=True,
+        tile=16,
+        tile_overlap=8,
+        batch_size=2,
+        progress=False,
+    )
+    with np.load(out) as data:
+        assert np.array_equal(data["3.png"], rng_image(20, 30, seed=3).transpose(2, 0, 1))
+        assert np.array_equal(data["0.png"], expected_submission(test_dir)["0.png"])
+
+
+def test_write_submission_handles_odd_and_large_images_with_tiles(tmp_path):
+    folder = tmp_path / "degraded"
+    odd, large = rng_image(250, 333), rng_image(1000, 1500, seed=1)
+    write_png(folder / "0.png", odd)
+    write_png(folder / "1.png", large)
+    model = local_convnet()
+    out = write_submission(model, folder, tmp_path / "pred.npz", tile=512, tile_overlap=32, progress=False)
+    assert check_submission(out, folder) == []
+    with np.load(out) as data:
+        assert data["0.png"].shape == (3, 250, 333) and data["1.png"].shape == (3, 1000, 1500)
+        untiled = restore(model, large).transpose(2, 0, 1)
+        assert np.abs(data["1.png"].astype(int) - untiled).max() <= 1  # exact up to uint8 rounding
+
+
+def test_write_submission_runs_promptir_on_an_odd_size(tmp_path):
+    folder = tmp_path / "degraded"
+    write_png(folder / "0.png", rng_image(37, 45))
+    out = write_submission(tiny_promptir(), folder, tmp_path / "pred.npz", tta=True, progress=False)
+    assert check_submission(out, folder) == []
+
+
+def test_unreadable_test_image_is_named(test_dir, tmp_path):
+    (test_dir / "5.png").write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match="5.png"):
+        write_submission(Identity(), test_dir, tmp_path / "pred.npz", progress=False)
+    assert not (tmp_path / "pred.npz").exists()
+
+
+def test_submission_is_written_atomically(test_dir, tmp_path, monkeypatch):
+    out = tmp_path / "pred.npz"
+    out.write_bytes(b"previous submission")
+
+    def crash_mid_write(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(infer.np, "savez_compressed", crash_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        write_submission(Identity(), test_dir, out, progress=False)
+    assert out.read_bytes() == b"previous submission"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.npz", "test"]  # no temp file left behind
+    out.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        write_submission(Identity(), test_dir, out, progress=False)
+    assert not out.exists()
+
+
+def test_interrupt_during_restoration_writes_nothing(test_dir, tmp_path):
+    class DiesOnThird(nn.Module):
+        calls = 0
+
+        def forward(self, x):
+            self.calls += 1
+            if self.calls == 3:
+                raise KeyboardInterrupt
+            return x
+
+    with pytest.raises(KeyboardInterrupt):
+        write_submission(DiesOnThird(), test_dir, tmp_path / "pred.npz", progress=False)
+    assert not (tmp_path / "pred.npz").exists()
+
+
+def test_check_submission_catches_each_problem(test_dir, tmp_path):
+    good = expected_submission(test_dir)
+    assert check_submission(good, test_dir) == []
+
+    def problems(**changes):
+        preds = {k: v for k, v in good.items() if changes.get(k, ...) is not None}
+        preds.update({k: v for k, v in changes.items() if v is not None})
+        return check_submission(preds, test_dir)
+
+    assert problems(**{"2.png": None}) == ["missing 1 key(s): 2.png"]
+    assert problems(**{"99.png": good["0.png"]}) == [f"1 extra key(s) not in {test_dir}: 99.png"]
+    assert problems(**{"0.png": good["0.png"].astype(np.float32)}) == ["0.png: dtype float32, expected uint8"]
+    assert problems(**{"0.png": good["0.png"][0]}) == ["0.png: 2 dimensions (20, 30), expected (3, 20, 30)"]
+    assert problems(**{"0.png": good["0.png"].transpose(1, 2, 0)}) == [
+        "0.png: shape (20, 30, 3), expected (3, 20, 30)"
+    ]
+    assert problems(**{"1.png": good["1.png"][:, :-1]}) == ["1.png: shape (3, 16, 9), expected (3, 17, 9)"]
+
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"garbage")
+    [line] = check_submission(broken, test_dir)
+    assert "broken.npz" in line and "not a readable .npz" in line
+    assert "no such file" in check_submission(tmp_path / "absent.npz", test_dir)[0]
+    with pytest.raises(SubmissionError, match="missing 1 key"):
+        check_submission({k: v for k, v in good.items() if k != "2.png"}, test_dir, strict=True)
+
+
+def test_save_submission_refuses_wrong_arrays_and_names(tmp_path):
+    with pytest.raises(ValueError, match=r"\.npz"):
+        infer.save_submission({"0.png": np.zeros((3, 4, 4), np.uint8)}, tmp_path / "pred.zip")
+    with pytest.raises(SubmissionError, match="0.png"):
+        infer.save_submission({"0.png": np.zeros((4, 4, 3), np.uint8)}, tmp_path / "pred.npz")
+    assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------
+# scoring
+
+
+def test_score_on_known_images(tmp_path):
+    clean = tmp_path / "clean"
+    pred = {}
+    for i, name in enumerate(["rain-1.png", "rain-2.png", "snow-1.png"]):
+        write_png(clean / name, np.full((16, 20, 3), 100, np.uint8))
+        pred[name] = np.full((3, 16, 20), 100 + 10 * i, np.uint8)  # off by 0, 10, 20 grey levels
+    result = score(pred, clean)
+    by_name = result.per_image.set_index("name")
+    assert by_name.loc["rain-1.png", "psnr"] == 100.0  # identical: the metrics' cap
+    assert by_name.loc["rain-2.png", "psnr"] == pytest.approx(20 * math.log10(255 / 10), abs=1e-4)  # 28.1308
+    assert by_name.loc["snow-1.png", "psnr"] == pytest.approx(20 * math.log10(255 / 20), abs=1e-4)  # 22.1102
+    assert by_name.loc["rain-1.png", "ssim"] == pytest.approx(1.0)
+    assert list(by_name["kind"]) == ["rain", "rain", "snow"]
+    assert result.psnr == pytest.approx((100 + 28.1308 + 22.1102) / 3, abs=1e-3)
+    table = result.by_kind
+    assert list(table.index) == ["rain", "snow", "all"] and list(table["n"]) == [2, 1, 3]
+    assert table.loc["rain", "psnr"] == pytest.approx((100 + 28.1308) / 2, abs=1e-3)
+    assert result.to_dict()["by_kind"]["snow"]["n"] == 1
+    assert "rain" in str(result)
+
+
+def test_score_reads_npz_png_folders_and_labels(tmp_path):
+    clean, pngs = tmp_path / "test" / "clean", tmp_path / "png"
+    arrays = {}
+    for i in range(3):
+        img = rng_image(12, 14, seed=i)
+        write_png(clean / f"{i}.png", img)
+        noisy = np.clip(img.astype(int) + 5, 0, 255).astype(np.uint8)
+        write_png(pngs / f"{i}.png", noisy)
+        arrays[f"{i}.png"] = noisy.transpose(2, 0, 1)
+    (tmp_path / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n2,snow\n")
+    infer.save_submission(arrays, tmp_path / "pred.npz")
+    from_npz, from_dir = score(tmp_path / "pred.npz", clean), score(pngs, clean)
+    assert np.allclose(from_npz.per_image["psnr"], from_dir.per_image["psnr"])
+    assert list(from_npz.per_image["kind"]) == ["rain", "snow", "snow"]  # labels.csv found next to clean/
+    mse = [
+        np.mean((arrays[k].astype(float) - np.asarray(Image.open(clean / k)).transpose(2, 0, 1)) ** 2)
+        for k in arrays
+    ]
+    assert np.allclose(from_npz.per_image["psnr"], [10 * np.log10(255**2 / m) for m in mse], atol=1e-3)
+    kinds = score(arrays, clean, labels={"0": "snow"}).per_image["kind"]
+    assert kinds[0] == "snow" and kinds[1:].isna().all()  # a mapping replaces labels.csv; no kind for 1 and 2
+
+
+def test_score_names_missing_predictions_and_size_mismatch(tmp_path):
+    clean = tmp_path / "clean"
+    write_png(clean / "0.png", rng_image(8, 8))
+    write_png(clean / "1.png", rng_image(8, 8))
+    with pytest.raises(DataError, match="1.png"):
+        score({"0.png": np.zeros((3, 8, 8), np.uint8)}, clean)
+    with pytest.raises(SubmissionError, match="0.png"):
+        score({"0.png": np.zeros((3, 8, 9), np.uint8), "1.png": np.zeros((3, 8, 8), np.uint8)}, clean)
+
+
+# ----------------------------------------------------------------------------------------------------
+# model loading and the CLI
+
+
+def make_run(tmp_path):
+    from hw4lib.model import PRESETS
+
+    model = tiny_promptir()
+    run = tmp_path / "runs" / "tiny-run"
+    run.mkdir(parents=True)
+    ckpt = {"model": model.state_dict(), "model_config": {**PRESETS["tiny"], "preset": "tiny"}, "epoch": 1}
+    torch.save(ckpt, run / "best.pt")
+    torch.save(ckpt, run / "last.pt")
+    return run, model
+
+
+def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path):
+    run, model = make_run(tmp_path)
+    x = smooth_image(16, 16)
+    reference = model(x)
+    for checkpoint in ("best", "last", run / "best.pt"):
+        loaded = infer.load_model(run, checkpoint)
+        assert not loaded.training
+        assert torch.allclose(loaded(x), reference, atol=1e-6), checkpoint
+    lightning = tmp_path / "model.ckpt"  # the official release: weights under state_dict with a "net." prefix
+    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()}, "epoch": 0}, lightning)
+    official = infer.load_model(None, lightning, preset="tiny")
+    assert torch.allclose(official(x), reference, atol=1e-6)
+    with pytest.raises(FileNotFoundError, match="nope"):
+        infer.load_model(tmp_path / "nope")
+
+
+def test_cli_predict_then_score(tmp_path, capsys):
+    from hw4lib.cli import main
+
+    run, model = make_run(tmp_path)
+    degraded, clean = tmp_path / "data" / "test" / "degraded", tmp_path / "data" / "test" / "clean"
+    for i in range(2):
+        img = rng_image(20, 28, seed=i)
+        write_png(degraded / f"{i}.png", img)
+        write_png(clean / f"{i}.png", img)
+    (tmp_path / "data" / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n")
+
+    predict = ["predict", "--run", str(run), "--no-progress"]
+    assert main([*predict, "--test-dir", str(degraded), "--device", "cpu"]) == 0
+    out = run / "pred.npz"  # the default: inside the run folder
+    assert "wrote" in capsys.readouterr().out and check_submission(out, degraded) == []
+    with np.load(out) as data:
+        expected = restore(model, rng_image(20, 28, seed=1)).transpose(2, 0, 1)
+        assert np.array_equal(data["1.png"], expected)
+
+    tta_out, pngs = tmp_path / "tta.npz", tmp_path / "png"
+    tiles = ["--tile", "24", "--tile-overlap", "8"]
+    options = ["--checkpoint", "last", "--tta", "--out", str(tta_out), "--png-dir", str(pngs), *tiles]
+    assert main([*predict, "--test-dir", str(tmp_path / "data"), *options]) == 0  # dataset root works too
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["0.png", "1.png"]
+
+    assert main(["score", str(out), "--clean", str(clean), "--csv", str(tmp_path / "scores.csv")]) == 0
+    text = capsys.readouterr().out
+    assert "rain" in text and "snow" in text and "PSNR" in text
+    scores = score(out, clean)
+    assert f"PSNR {scores.psnr:.2f} dB" in text
+    assert (tmp_path / "scores.csv").read_text().splitlines()[0] == "name,kind,psnr,ssim"
+    assert main(["check-submission", str(tta_out), "--test-dir", str(degraded)]) == 0
