@@ -616,9 +616,9 @@ def mask_stats(alpha: np.ndarray, flake_threshold: float = 0.5) -> dict[str, Any
     ``hist``: fraction of pixels in each :data:`OPACITY_BINS` bin.
     """
     a = np.asarray(alpha)
-    if a.ndim == 3:
-        a = a.mean(axis=2)
     a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if a.ndim == 3:  # a mask file read as RGB
+        a = a.mean(axis=2)
     labels, count = ndi.label(a > flake_threshold, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:] if count else np.zeros(1)
     hist, _ = np.histogram(np.clip(a, 0, 1), bins=OPACITY_BINS)
@@ -647,8 +647,8 @@ LEVEL_WEIGHTS: dict[str, dict[str, float]] = {
 }
 # Input (degraded vs clean) PSNR in dB that each preset gives on average over the demo photographs (tested).
 EXPECTED_PSNR: dict[str, dict[str, tuple[float, float]]] = {
-    "rain": {"light": (24.0, 32.0), "heavy": (17.0, 24.0)},
-    "snow": {"light": (24.0, 34.0), "medium": (17.0, 24.0), "heavy": (11.0, 18.0)},
+    "rain": {"light": (23.0, 29.0), "heavy": (16.0, 21.0)},  # Rain100L itself: 25.5 dB on average
+    "snow": {"light": (24.0, 30.0), "medium": (20.0, 25.0), "heavy": (15.0, 20.0)},
 }
 PNG_COMPRESS_LEVEL = 1  # explicit, so files are byte-identical for a seed; 1: fastest, as small as 6 here
 _KIND_ID = {"rain": 1, "snow": 2}

@@ -1,0 +1,342 @@
+"""The synthetic rain/snow demo data: image models, layout, determinism, PSNR ranges, CLI, atomic writes."""
+
+from __future__ import annotations
+
+import csv
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage as ndi
+
+from hw4lib import synth
+from hw4lib.cli import main as cli_main
+from hw4lib.data import PairedDataset, check_data, find_pairs, find_test_images, load_image
+from hw4lib.metrics import psnr_uint8
+
+SHARED_MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "snow100k_masks"
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _clean(seed: int = 0, size: int = 96, top: int = 255) -> np.ndarray:
+    """A real photo crop, optionally darkened so additive models never clip."""
+    img = synth.random_crop(np.random.default_rng(seed), size)
+    return (img.astype(np.float32) * (top / 255.0)).round().astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("demo") / "set"
+    summary = synth.generate_demo_dataset(out, pairs_per_type=3, test_per_type=2, size=48, seed=0)
+    return out, summary
+
+
+# ----------------------------------------------------------------------------------------------------------
+# photographs
+
+
+def test_photos_load_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the synthesizer tried to open a network connection")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    synth._photo_image.cache_clear()
+    assert synth.available_photos() == list(synth.PHOTOS)  # all bundled with the installed wheels
+    for name in synth.PHOTOS:
+        img = synth.load_photo(name)
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        assert min(img.shape[:2]) >= 256, name
+    assert set(synth.TRAIN_PHOTOS).isdisjoint(synth.TEST_PHOTOS)
+    assert set(synth.TRAIN_PHOTOS) | set(synth.TEST_PHOTOS) == set(synth.PHOTOS)
+
+
+def test_random_crop_is_seeded_and_sized() -> None:
+    a = synth.random_crop(np.random.default_rng(3), 40)
+    b = synth.random_crop(np.random.default_rng(3), 40)
+    c = synth.random_crop(np.random.default_rng(4), 40)
+    assert a.shape == (40, 40, 3) and a.dtype == np.uint8
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert synth.random_crop(np.random.default_rng(0), (24, 56), photos=["coffee"]).shape == (24, 56, 3)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# rain
+
+
+def test_rain_is_additive_and_confined_to_the_streaks() -> None:
+    clean = _clean(1, top=180)  # no pixel can clip at 255 after adding streaks up to 0.35
+    res = synth.add_rain(clean, 5, "light")
+    b, o = clean.astype(int), res.degraded.astype(int)
+    expected = np.round(np.clip(clean / 255.0 + res.streaks[..., None], 0, 1) * 255).astype(int)
+    assert np.abs(o - expected).max() <= 1  # O = B + S
+    assert np.abs(o - b)[~res.mask].max() <= 1  # unchanged away from the streaks (within rounding)
+    strong = res.streaks > 10 / 255
+    assert strong.any() and (o - b)[strong].min() > 0  # brighter on every strong streak pixel
+    assert 0.01 < res.mask.mean() < 0.6
+    assert res.veil == 0.0 and res.seeds.shape == res.streaks.shape == clean.shape[:2]
+    assert 0.0 <= res.streaks.min() and res.streaks.max() <= 1.0
+
+
+def test_rain_screen_blend_and_veil() -> None:
+    clean = _clean(2)
+    res = synth.add_rain(clean, 7, "heavy", blend="screen", veil=(0.1, 0.1), veil_light=(0.8, 0.8))
+    b, s = clean / 255.0, res.streaks[..., None]
+    expected = (1 - 0.1) * (1 - (1 - b) * (1 - s)) + 0.1 * 0.8
+    assert res.veil == pytest.approx(0.1)
+    assert np.abs(res.degraded.astype(float) - np.round(expected * 255)).max() <= 1
+    with pytest.raises(ValueError, match="blend"):
+        synth.add_rain(clean, 0, blend="multiply")
+    with pytest.raises(ValueError, match="unknown rain level"):
+        synth.add_rain(clean, 0, "drizzle")
+
+
+def test_rain_streaks_follow_the_image_slant() -> None:
+    clean = np.full((160, 160, 3), 60, np.uint8)
+    res = synth.add_rain(clean, 11, "light", jitter=0.0, density=(4.0, 4.0), length=(40.0, 40.0))
+    labels, n = ndi.label(res.streaks > 0.05)
+    angles = []
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        ys, xs = np.nonzero(labels[sl] == i)
+        if ys.size < 40:
+            continue
+        evals, evecs = np.linalg.eigh(np.cov(np.stack([xs - xs.mean(), ys - ys.mean()])))
+        vx, vy = evecs[:, 1]
+        angles.append(np.degrees(np.arctan2(vx, vy) if vy >= 0 else np.arctan2(-vx, -vy)))
+    assert len(angles) >= 3
+    assert abs(float(np.median(angles)) - res.angle) < 3.0
+    assert abs(res.angle) <= synth.RAIN_PRESETS["light"].angle
+
+
+# ----------------------------------------------------------------------------------------------------------
+# snow
+
+
+def test_snow_is_an_alpha_composite_confined_to_the_mask() -> None:
+    clean = _clean(3)
+    res = synth.add_snow(clean, 9, "light")  # light snow has no haze: alpha is 0 between flakes
+    a = res.alpha[..., None]
+    expected = np.round((clean / 255.0 * (1 - a) + a * np.asarray(res.colour)) * 255)
+    assert np.abs(res.degraded.astype(float) - expected).max() <= 1
+    b, o = clean.astype(int), res.degraded.astype(int)
+    assert np.abs(o - b)[res.alpha < 0.5 / 255].max() <= 1
+    flakes = (res.alpha > 0.5) & (clean.mean(axis=2) < 100)
+    assert flakes.any() and (o.mean(axis=2) - b.mean(axis=2))[flakes].min() > 20
+    assert (res.alpha >= 0).all() and (res.alpha <= 1).all()
+    assert len(res.layers) == len(synth.SNOW_PRESETS["light"].layers) and res.level == "light"
+
+
+def test_snow_gets_heavier_with_the_level() -> None:
+    means = {
+        level: np.mean([synth.snow_alpha((96, 96), seed, level)[0].mean() for seed in range(3)])
+        for level in ("light", "medium", "heavy")
+    }
+    assert means["light"] < means["medium"] < means["heavy"]
+    alpha, layers, haze = synth.snow_alpha((64, 80), 0, "heavy")
+    assert alpha.shape == haze.shape == (64, 80) and haze.min() > 0  # heavy snow has a veiling haze
+    # the layers composite "over" each other: the total is at least every single layer
+    assert all((alpha >= layer - 1e-6).all() for layer in layers)
+
+
+def test_real_mask_is_cropped_and_composited(tmp_path: Path) -> None:
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    mask = np.zeros((120, 160), np.uint8)
+    mask[40:60, 50:70] = 255
+    Image.fromarray(np.stack([mask] * 3, axis=2)).save(folder / "m.png")  # grayscale stored as RGB
+    (folder / "notes.txt").write_text("not a mask")
+    masks = synth.load_snow_masks(folder)
+    assert len(masks) == 1 and masks[0].shape == (120, 160) and masks[0].max() == pytest.approx(1.0)
+    crop = synth.crop_snow_mask(masks[0], (64, 64), np.random.default_rng(0))
+    assert crop.shape == (64, 64) and 0.0 <= crop.min() and crop.max() <= 1.0
+    res = synth.add_snow(_clean(4, size=64), 0, real_mask=masks[0])
+    assert res.level == "real" and res.layers == []
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no mask images"):
+        synth.load_snow_masks(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        synth.load_snow_masks(tmp_path / "nowhere")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# mask statistics
+
+
+def test_mask_stats_on_a_hand_made_mask() -> None:
+    alpha = np.full((20, 20), 0.05, np.float32)
+    alpha[2:5, 2:5] = 0.8  # flake of 9 px
+    alpha[10:12, 10:12] = 0.6  # flake of 4 px
+    alpha[15, 15] = 0.3  # faint: counted in coverage, not as a flake
+    s = synth.mask_stats(alpha)
+    assert s["coverage"] == pytest.approx(14 / 400)
+    assert s["opaque"] == pytest.approx(13 / 400)
+    assert s["flakes_per_10k"] == pytest.approx(2 / 400 * 1e4)
+    assert (s["flake_p50"], s["flake_max"]) == (6.5, 9)
+    assert s["mean"] == pytest.approx(float(alpha.mean()), abs=1e-4)
+    assert s["floor"] == pytest.approx(0.05)
+    # bins [0, .05) [.05, .1) [.1, .2) [.2, .3) [.3, .5) [.5, .7) [.7, 1]
+    assert s["hist"] == pytest.approx([0, 386 / 400, 0, 0, 1 / 400, 4 / 400, 9 / 400])
+    as_uint8 = np.round(np.stack([alpha] * 3, axis=2) * 255).astype(np.uint8)  # a mask file as read from disk
+    assert synth.mask_stats(as_uint8)["flakes_per_10k"] == s["flakes_per_10k"]
+
+
+@pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason="../shared/data/snow100k_masks is absent")
+def test_snow_presets_match_the_real_snow100k_masks() -> None:
+    masks = synth.load_snow_masks(SHARED_MASKS)  # beautiful_smile_00001, 00006, 00008
+    real = {"medium": masks[0], "heavy": masks[1], "light": masks[2]}
+    for level, mask in real.items():
+        target = synth.mask_stats(mask)
+        stats = [synth.mask_stats(synth.snow_alpha((480, 640), seed, level)[0]) for seed in range(2)]
+        got = {
+            k: float(np.mean([s[k] for s in stats])) for k in ("mean", "coverage", "opaque", "flakes_per_10k")
+        }
+        assert got["mean"] == pytest.approx(target["mean"], rel=0.25), level
+        assert got["coverage"] == pytest.approx(target["coverage"], rel=0.3), level
+        assert got["opaque"] == pytest.approx(target["opaque"], rel=0.4), level
+        assert got["flakes_per_10k"] == pytest.approx(target["flakes_per_10k"], rel=0.4), level
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PSNR ranges
+
+
+@pytest.mark.parametrize(
+    ("kind", "level"), [(k, lv) for k in synth.EXPECTED_PSNR for lv in synth.EXPECTED_PSNR[k]]
+)
+def test_input_psnr_is_in_the_documented_range(kind: str, level: str) -> None:
+    values = []
+    for i in range(16):
+        rng = np.random.default_rng([123, i])
+        clean = synth.random_crop(rng, 96)
+        degraded = (synth.add_rain if kind == "rain" else synth.add_snow)(clean, rng, level).degraded
+        values.append(psnr_uint8(degraded, clean))
+    lo, hi = synth.EXPECTED_PSNR[kind][level]
+    assert lo <= np.mean(values) <= hi, (kind, level, np.mean(values))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the generated dataset
+
+
+def test_layout_and_pairing(small_set: tuple[Path, dict]) -> None:
+    out, summary = small_set
+    pairs = find_pairs(out)
+    assert [(p.kind, p.name) for p in pairs] == [("rain", f"rain-{i}") for i in (1, 2, 3)] + [
+        ("snow", f"snow-{i}") for i in (1, 2, 3)
+    ]
+    for p in pairs:
+        assert p.clean == out / "train" / "clean" / f"{p.kind}_clean-{p.name.split('-')[1]}.png"
+        degraded, clean = load_image(p.degraded), load_image(p.clean)
+        assert degraded.shape == clean.shape == (48, 48, 3)
+        assert not np.array_equal(degraded, clean)
+    tests = find_test_images(out)
+    assert [t.name for t in tests] == ["0.png", "1.png", "2.png", "3.png"]
+    assert sorted(p.name for p in (out / "test" / "clean").iterdir()) == ["0.png", "1.png", "2.png", "3.png"]
+    with open(out / "test" / "labels.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == [t.name for t in tests]
+    assert sorted(r["kind"] for r in rows) == ["rain", "rain", "snow", "snow"]
+    assert summary["counts"] == {"train/rain": 3, "train/snow": 3, "test": 4}
+    assert summary["input_psnr_db"]["train/rain"]["n"] == 3
+    assert (out / "synth.json").is_file()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_the_reader_reads_the_generated_set(small_set: tuple[Path, dict]) -> None:
+    out, _ = small_set
+    report = check_data(out)
+    assert report.ok and report.pairs_per_kind == {"rain": 3, "snow": 3} and report.test_count == 4
+    item = PairedDataset(find_pairs(out), patch_size=32, augment=True)[4]
+    assert item["kind"] == "snow" and tuple(item["degraded"].shape) == tuple(item["clean"].shape) == (
+        3,
+        32,
+        32,
+    )
+    assert 0.0 <= float(item["degraded"].min()) and float(item["degraded"].max()) <= 1.0
+
+
+def test_same_seed_gives_byte_identical_files(small_set: tuple[Path, dict], tmp_path: Path) -> None:
+    out, _ = small_set
+    again = tmp_path / "again"
+    synth.generate_demo_dataset(again, pairs_per_type=3, test_per_type=2, size=48, seed=0)
+    assert _files(again) == _files(out)
+    other = tmp_path / "other"
+    synth.generate_demo_dataset(other, pairs_per_type=3, test_per_type=2, size=48, seed=1)
+    a, b = _files(out), _files(other)
+    assert a.keys() == b.keys()
+    assert all(a[k] != b[k] for k in a if k.endswith(".png"))
+    # a file does not depend on how many others are generated
+    grown = tmp_path / "grown"
+    synth.generate_demo_dataset(grown, pairs_per_type=4, test_per_type=2, size=48, seed=0)
+    for name in ("train/degraded/rain-3.png", "train/clean/snow_clean-2.png"):
+        assert (grown / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_refuses_to_overwrite_and_replaces_only_its_own_sets(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    synth.generate_demo_dataset(out, pairs_per_type=1, test_per_type=1, size=32, seed=0)
+    first = _files(out)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        synth.generate_demo_dataset(out, pairs_per_type=1, test_per_type=1, size=32, seed=1)
+    assert _files(out) == first
+    synth.generate_demo_dataset(out, pairs_per_type=1, test_per_type=1, size=32, seed=1, overwrite=True)
+    assert _files(out) != first and len(_files(out)) == len(first)
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="not made by demo-data"):
+        synth.generate_demo_dataset(foreign, pairs_per_type=1, test_per_type=1, size=32, overwrite=True)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    synth.generate_demo_dataset(empty, pairs_per_type=1, test_per_type=0, size=32)
+    assert len(find_pairs(empty)) == 2
+
+
+def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "set"
+    synth.generate_demo_dataset(out, pairs_per_type=1, test_per_type=1, size=32, seed=0)
+    before = _files(out)
+    calls = []
+
+    def failing_save(img: np.ndarray, path: Path) -> None:
+        calls.append(path)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        path.write_bytes(b"partial")
+
+    monkeypatch.setattr(synth, "_save_png", failing_save)
+    with pytest.raises(KeyboardInterrupt):
+        synth.generate_demo_dataset(out, pairs_per_type=2, test_per_type=1, size=32, seed=5, overwrite=True)
+    assert _files(out) == before  # the old set is untouched
+    with pytest.raises(KeyboardInterrupt):
+        calls.clear()
+        synth.generate_demo_dataset(tmp_path / "new", pairs_per_type=2, test_per_type=1, size=32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]  # no half set, no temp folder
+
+
+def test_bad_arguments_are_named() -> None:
+    with pytest.raises(ValueError, match="size"):
+        synth.generate_demo_dataset("/nonexistent/x", size=8)
+    with pytest.raises(ValueError, match="pairs_per_type"):
+        synth.generate_demo_dataset("/nonexistent/x", pairs_per_type=-1)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        synth.generate_demo_dataset("/nonexistent/x", snow_masks="/nowhere")
+
+
+def test_cli_writes_reports_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = ["demo-data", "--out", str(tmp_path / "d"), "--pairs-per-type", "2", "--test-per-type", "1"]
+    args += ["--size", "32", "--seed", "3"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 rain + 2 snow training pairs, 2 test images" in out
+    assert "train/rain" in out and "train/snow" in out and "input PSNR" in out
+    assert len(find_pairs(tmp_path / "d")) == 4
+    assert cli_main(args) == 2
+    assert "--force" in capsys.readouterr().err
+    assert cli_main([*args, "--force"]) == 0
