@@ -67,6 +67,10 @@ __all__ = [
     "crop_snow_mask",
     "mask_stats",
     "generate_demo_dataset",
+    "ensure_demo_dataset",
+    "show_images",
+    "show_pairs_zoomed",
+    "most_degraded_window",
     "add_commands",
 ]
 
@@ -557,19 +561,19 @@ def _mask_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _MASK_SUFFIXES)
 
 
-def load_snow_masks(folder: str | os.PathLike[str]) -> list[np.ndarray]:
-    """Real snow masks (e.g. Snow100K's, grayscale stored as RGB) in ``folder`` as float32 alpha in [0, 1]."""
+def load_snow_masks(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Real snow masks (e.g. Snow100K's, grayscale stored as RGB) in ``folder``: stem -> float32 alpha."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"snow mask folder {folder} does not exist; pass a folder of mask images")
     files = _mask_files(folder)
     if not files:
         raise FileNotFoundError(f"no mask images ({', '.join(_MASK_SUFFIXES)}) in {folder}")
-    masks = []
+    masks = {}
     for f in files:
         try:
             with Image.open(f) as im:
-                masks.append(np.asarray(im.convert("L"), np.float32) / 255.0)
+                masks[f.stem] = np.asarray(im.convert("L"), np.float32) / 255.0
         except OSError as err:
             raise ValueError(
                 f"cannot read snow mask {f}: {err}; remove it or replace it with a PNG/JPEG"
@@ -747,7 +751,7 @@ def generate_demo_dataset(
     if not 0.0 <= real_mask_fraction <= 1.0:
         raise ValueError(f"real_mask_fraction must be in [0, 1], got {real_mask_fraction!r}")
     _check_out(out, overwrite)
-    masks = load_snow_masks(snow_masks) if snow_masks is not None else None
+    masks = list(load_snow_masks(snow_masks).values()) if snow_masks is not None else None
     train_photos, test_photos = available_photos(TRAIN_PHOTOS), available_photos(TEST_PHOTOS)
     if not train_photos or not test_photos:
         raise RuntimeError(
@@ -756,6 +760,9 @@ def generate_demo_dataset(
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets a normal folder's permissions
     psnrs: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
     try:
@@ -819,6 +826,27 @@ def generate_demo_dataset(
     return summary
 
 
+def ensure_demo_dataset(path: str | os.PathLike[str] | None = None) -> Path:
+    """The dataset folder ``path`` (default ``data/demo``); the demo set is generated there if it is missing.
+
+    Only the default location is generated, with the defaults of ``make demo-data`` (so every notebook sees
+    the same files); any other missing folder is an error that says where the data should be.
+    """
+    from hw4lib import paths
+
+    demo = paths.data_dir("demo")
+    root = demo if path is None else paths.resolve(path)
+    if root.is_dir() and any(root.iterdir()):
+        return root
+    if root.resolve() != demo.resolve():
+        raise FileNotFoundError(
+            f"dataset folder {root} not found: point data_dir at the extracted course data (layout "
+            "train/degraded, train/clean, test/degraded), or make one: `python -m hw4lib demo-data --out DIR`"
+        )
+    generate_demo_dataset(root, overwrite=False)
+    return root
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Rename the finished folder ``tmp`` to ``out``; an old ``out`` is moved aside, then deleted."""
     if not out.exists():
@@ -833,6 +861,74 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# figures (notebooks/00_data.ipynb)
+
+
+def show_images(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str] | None = None,
+    ncols: int = 4,
+    size: float = 2.4,
+) -> Any:
+    """A grid of images (uint8 RGB, or float (H, W) maps in [0, 1] shown in grey); returns the figure."""
+    import matplotlib.pyplot as plt
+
+    nrows = max(1, int(np.ceil(len(images) / ncols)))
+    h, w = np.asarray(images[0]).shape[:2]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows * h / w + 0.3), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        img = np.asarray(images[i])
+        if img.ndim == 2:
+            ax.imshow(img, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        else:
+            ax.imshow(img, interpolation="nearest")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def most_degraded_window(degraded: np.ndarray, clean: np.ndarray, size: int = 32) -> tuple[int, int]:
+    """Top-left corner (y, x) of the ``size`` x ``size`` window where the two images differ most."""
+    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).mean(axis=2)
+    h, w = diff.shape
+    size = min(size, h, w)
+    mean = ndi.uniform_filter(diff, size, mode="constant")[
+        size // 2 : h - (size - 1) // 2, size // 2 : w - (size - 1) // 2
+    ]
+    y, x = np.unravel_index(int(np.argmax(mean)), mean.shape)
+    return int(y), int(x)
+
+
+def show_pairs_zoomed(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], zoom: int = 32, size: float = 2.4
+) -> Any:
+    """One row per (degraded, clean, title): both images with a box, and the boxed window of each enlarged."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fig, axes = plt.subplots(len(pairs), 4, figsize=(4 * size, len(pairs) * size + 0.3), squeeze=False)
+    for row, (degraded, clean, title) in zip(axes, pairs, strict=True):
+        y, x = most_degraded_window(degraded, clean, zoom)
+        window = (slice(y, y + zoom), slice(x, x + zoom))
+        panels = (degraded, clean, degraded[window], clean[window])
+        names = (f"{title}: degraded", "clean", "degraded (zoom)", "clean (zoom)")
+        for k, (ax, img, name) in enumerate(zip(row, panels, names, strict=True)):
+            ax.imshow(img, interpolation="nearest")
+            ax.set_title(name, fontsize=9)
+            ax.axis("off")
+            if k < 2:
+                ax.add_patch(
+                    Rectangle((x - 0.5, y - 0.5), zoom, zoom, fill=False, edgecolor="yellow", lw=1.2)
+                )
+    fig.tight_layout()
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------------------

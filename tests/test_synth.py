@@ -151,10 +151,10 @@ def test_real_mask_is_cropped_and_composited(tmp_path: Path) -> None:
     Image.fromarray(np.stack([mask] * 3, axis=2)).save(folder / "m.png")  # grayscale stored as RGB
     (folder / "notes.txt").write_text("not a mask")
     masks = synth.load_snow_masks(folder)
-    assert len(masks) == 1 and masks[0].shape == (120, 160) and masks[0].max() == pytest.approx(1.0)
-    crop = synth.crop_snow_mask(masks[0], (64, 64), np.random.default_rng(0))
+    assert list(masks) == ["m"] and masks["m"].shape == (120, 160) and masks["m"].max() == pytest.approx(1.0)
+    crop = synth.crop_snow_mask(masks["m"], (64, 64), np.random.default_rng(0))
     assert crop.shape == (64, 64) and 0.0 <= crop.min() and crop.max() <= 1.0
-    res = synth.add_snow(_clean(4, size=64), 0, real_mask=masks[0])
+    res = synth.add_snow(_clean(4, size=64), 0, real_mask=masks["m"])
     assert res.level == "real" and res.layers == []
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no mask images"):
@@ -187,8 +187,10 @@ def test_mask_stats_on_a_hand_made_mask() -> None:
 
 @pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason="../shared/data/snow100k_masks is absent")
 def test_snow_presets_match_the_real_snow100k_masks() -> None:
-    masks = synth.load_snow_masks(SHARED_MASKS)  # beautiful_smile_00001, 00006, 00008
-    real = {"medium": masks[0], "heavy": masks[1], "light": masks[2]}
+    masks = synth.load_snow_masks(SHARED_MASKS)
+    real = {
+        level: masks[f"beautiful_smile_0000{n}"] for level, n in (("medium", 1), ("heavy", 6), ("light", 8))
+    }
     for level, mask in real.items():
         target = synth.mask_stats(mask)
         stats = [synth.mask_stats(synth.snow_alpha((480, 640), seed, level)[0]) for seed in range(2)]
@@ -340,3 +342,18 @@ def test_cli_writes_reports_and_refuses_to_overwrite(tmp_path: Path, capsys: pyt
     assert cli_main(args) == 2
     assert "--force" in capsys.readouterr().err
     assert cli_main([*args, "--force"]) == 0
+
+
+def test_ensure_demo_dataset_generates_only_the_default_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HW4_ROOT", str(tmp_path))
+    made = []
+    monkeypatch.setattr(synth, "generate_demo_dataset", lambda out, **kw: made.append(Path(out)))
+    assert synth.ensure_demo_dataset() == tmp_path / "data" / "demo"
+    assert made == [tmp_path / "data" / "demo"]  # missing default folder: generated with the defaults
+    with pytest.raises(FileNotFoundError, match="course data"):
+        synth.ensure_demo_dataset("data/hw4_realse_dataset")  # never fills another folder with demo data
+    course = tmp_path / "data" / "course"
+    (course / "train").mkdir(parents=True)
+    assert synth.ensure_demo_dataset("data/course") == course and len(made) == 1
