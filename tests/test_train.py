@@ -1,0 +1,293 @@
+"""The training engine: run folder contents, resume = uninterrupted, determinism, DDP = big batch, NaN guard.
+
+Every run uses a micro PromptIR (dim 8, one block per level) on a generated set of 12 pairs of 32x32 images,
+so each fit takes a few seconds on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from hw4lib import train
+from hw4lib.data import PairedDataset, find_pairs, split_pairs, to_tensor
+from hw4lib.metrics import psnr
+from hw4lib.paths import repo_root
+from hw4lib.synth import generate_demo_dataset
+from hw4lib.train import (
+    RECIPES,
+    TIME_COLUMNS,
+    RunExistsError,
+    TrainConfig,
+    TrainingDiverged,
+    WarmupCosine,
+    evaluate,
+    fit,
+    load_run_model,
+    make_config,
+    read_run,
+)
+
+MICRO = {
+    "dim": 8, "num_blocks": [1, 1, 1, 1], "num_refinement_blocks": 1, "heads": [1, 2, 4, 8],
+    "prompt_dims": [8, 8, 16], "prompt_sizes": [4, 4, 4], "prompt_len": 2,
+}  # fmt: skip
+
+METRIC_KEYS = {
+    "best_epoch", "best_val_psnr", "best_val_psnr_rain", "best_val_psnr_snow", "best_val_ssim", "input_psnr",
+    "input_psnr_rain", "input_psnr_snow", "params", "wall_seconds", "device", "loss", "gain_db",
+}  # fmt: skip
+HISTORY_COLUMNS = [
+    "epoch", "step", "train_loss", "lr", "val_psnr", "val_ssim", "val_psnr_rain", "val_ssim_rain",
+    "val_psnr_snow", "val_ssim_snow", "seconds", "images_per_s",
+]  # fmt: skip
+CHECKPOINT_KEYS = {
+    "model", "model_config", "epoch", "optimizer", "scheduler", "scaler", "ema", "rng", "config",
+    "train_model",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data") / "demo"
+    generate_demo_dataset(root, pairs_per_type=6, test_per_type=1, size=32, seed=0)
+    return root
+
+
+def _config(data_root, run_dir, **overrides) -> TrainConfig:
+    values = dict(
+        name="t", run_dir=str(run_dir), data_dir=str(data_root), preset="tiny", model_overrides=MICRO,
+        loss="l1", epochs=2, batch_size=2, patch_size=16, patches_per_image=1, augment=True, lr=2e-3,
+        warmup_epochs=0.5, val_fraction=0.25, device="cpu", save_samples=2, progress=False, seed=3,
+    )  # fmt: skip
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _numeric(history):
+    return history.drop(columns=list(TIME_COLUMNS))
+
+
+@pytest.fixture(scope="module")
+def ema_run(data_root, tmp_path_factory):
+    """An uninterrupted 2-epoch run with EMA and gradient clipping on: the reference for resume and
+    determinism."""
+    config = _config(data_root, tmp_path_factory.mktemp("runs") / "a", ema=0.9, grad_clip=0.5)
+    return fit(config)
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_smoke_run_writes_every_file_with_sane_values(data_root, tmp_path):
+    result = fit(_config(data_root, tmp_path / "smoke", epochs=1))
+    run = result.run_dir
+    for name in ("config.json", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt"):
+        assert (run / name).is_file(), name
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert METRIC_KEYS <= set(metrics)
+    assert metrics["best_epoch"] == 1 and metrics["loss"] == "l1" and metrics["device"] == "cpu"
+    assert metrics["params"] == sum(p.numel() for p in load_run_model(run).parameters())
+    assert 5 < metrics["best_val_psnr"] < 60 and 0 < metrics["best_val_ssim"] <= 1
+    assert metrics["wall_seconds"] > 0
+
+    # the identity baseline, recomputed by hand from the same validation split
+    _, val_pairs = split_pairs(find_pairs(data_root), val_fraction=0.25, seed=3)
+    by_kind = {"rain": [], "snow": []}
+    for pair in val_pairs:
+        x = to_tensor(np.asarray(Image.open(pair.degraded).convert("RGB")))
+        y = to_tensor(np.asarray(Image.open(pair.clean).convert("RGB")))
+        mse = float(((x.double() - y.double()) ** 2).mean())
+        by_kind[pair.kind].append(10 * math.log10(1 / mse))
+    assert metrics["input_psnr"] == pytest.approx(np.mean(by_kind["rain"] + by_kind["snow"]), abs=1e-4)
+    assert metrics["input_psnr_rain"] == pytest.approx(np.mean(by_kind["rain"]), abs=1e-4)
+    assert metrics["input_psnr_snow"] == pytest.approx(np.mean(by_kind["snow"]), abs=1e-4)
+
+    history = read_run(run).history
+    assert list(history.columns) == HISTORY_COLUMNS and len(history) == 1
+    assert history["step"].iloc[0] == 4  # 8 training pairs (6 per type, minus 2 for validation) / batch 2
+    assert history["train_loss"].iloc[0] > 0 and history["images_per_s"].iloc[0] > 0
+    assert history["val_psnr"].iloc[0] == pytest.approx(metrics["best_val_psnr"])
+    assert TrainConfig.from_json(run / "config.json") == result.config
+
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert CHECKPOINT_KEYS <= set(ckpt)
+    assert ckpt["epoch"] == 1 and ckpt["model_config"]["preset"] == "tiny"
+    assert ckpt["model_config"]["dim"] == 8 and ckpt["train_model"] is None
+    assert ckpt["ema"] is None and ckpt["scaler"] is None
+
+    # the checkpoint round-trips: the reloaded model scores exactly what the run recorded, and reproduces the
+    # restored sample PNGs pixel for pixel
+    model = load_run_model(run, "best")
+    val_set = PairedDataset(val_pairs)
+    assert evaluate(model, val_set)["psnr"] == pytest.approx(metrics["best_val_psnr"], abs=1e-9)
+    samples = json.loads((run / "samples" / "samples.json").read_text())
+    assert [s["kind"] for s in samples] == ["rain", "snow"]
+    for s in samples:
+        item = val_set[[p.name for p in val_pairs].index(s["name"])]
+        with torch.no_grad():
+            out = model(item["degraded"][None]).clamp(0, 1)
+        expected = train.to_uint8(out[0])
+        assert np.array_equal(np.asarray(Image.open(run / "samples" / s["restored"])), expected)
+        assert s["psnr_restored"] == pytest.approx(float(psnr(out, item["clean"][None])), abs=1e-6)
+
+    with pytest.raises(RunExistsError, match="resume"):
+        fit(_config(data_root, tmp_path / "smoke", epochs=1))
+
+
+def test_same_config_gives_identical_history(data_root, tmp_path, ema_run):
+    again = fit(_config(data_root, tmp_path / "b", ema=0.9, grad_clip=0.5))
+    assert _numeric(again.history).equals(_numeric(ema_run.history))
+    assert again.history["val_psnr"].iloc[-1] > again.metrics["input_psnr"] - 10  # a real number, not NaN
+
+
+def test_resume_continues_exactly(data_root, tmp_path, ema_run):
+    config = _config(data_root, tmp_path / "r", ema=0.9, grad_clip=0.5)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, on_epoch_end=stop_after_first_epoch)
+    assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["epoch"] == 1
+    resumed = fit(config, resume=True)
+    assert _numeric(resumed.history).equals(_numeric(ema_run.history))
+    a = torch.load(ema_run.run_dir / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    for key in ("model", "train_model"):  # EMA weights and raw weights
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    assert a["ema"] == b["ema"] and a["ema"]["num_updates"] == 8
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, tmp_path, monkeypatch):
+    real_build_loss = train.build_loss
+    calls = {"n": 0}
+
+    class PoisonAtStep6(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = real_build_loss("l1")
+
+        def forward(self, out, target):
+            calls["n"] += 1
+            loss = self.inner(out, target)
+            return loss * float("nan") if calls["n"] == 6 else loss
+
+    monkeypatch.setattr(train, "build_loss", lambda spec, alpha=0.84: PoisonAtStep6())
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step 2 .*last\.pt.*Lower lr"):
+        fit(_config(data_root, tmp_path / "nan", epochs=3))
+    ckpt = torch.load(tmp_path / "nan" / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert len(read_run(tmp_path / "nan").history) == 1
+
+
+def test_two_processes_match_one_process_with_twice_the_batch(data_root, tmp_path):
+    """torchrun + gloo: 2 processes x batch 2 take the same steps as 1 process x batch 4."""
+    single = fit(_config(data_root, tmp_path / "single", batch_size=4, epochs=2))
+    config = _config(data_root, tmp_path / "ddp", batch_size=2, epochs=2)
+    config_path = tmp_path / "ddp.json"
+    config.to_json(config_path)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo_root())}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "hw4lib", "train", "--config", str(config_path)]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    double = read_run(tmp_path / "ddp")
+    assert double.metrics["world_size"] == 2 and single.metrics["world_size"] == 1
+    a, b = _numeric(single.history), _numeric(double.history)
+    assert list(a["step"]) == list(b["step"]) == [2, 4]  # 8 training pairs / global batch 4
+    for column in a.columns:
+        np.testing.assert_allclose(a[column], b[column], rtol=1e-5, atol=1e-6, err_msg=column)
+    wa = torch.load(tmp_path / "single" / "last.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)["model"]
+    # Adam divides by sqrt(v): float rounding (all-reduce vs one big mean) moves a weight by far less than one
+    # step (lr = 2e-3); a different split of the data would move weights by about a step.
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=5e-5, msg=k)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# pieces
+
+
+def test_global_batches_split_evenly_across_processes():
+    one = train._GlobalOrderBatches(10, batch_size=4, steps=2, world=1, rank=0, seed=5)
+    two = [train._GlobalOrderBatches(10, batch_size=2, steps=2, world=2, rank=r, seed=5) for r in (0, 1)]
+    for epoch in (1, 2):
+        for s in (one, *two):
+            s.set_epoch(epoch)
+        big = list(one)
+        halves = [list(s) for s in two]
+        assert [b0 + b1 for b0, b1 in zip(*halves, strict=True)] == big
+        assert all(e == epoch for batch in big for e, _ in batch)
+    epoch2 = list(one)
+    one.set_epoch(1)
+    assert list(one) != epoch2  # each epoch has its own order
+    tiny = train._GlobalOrderBatches(3, batch_size=4, steps=1, world=1, rank=0, seed=0)
+    assert sorted({i for _, i in next(iter(tiny))}) == [0, 1, 2]  # wraps around a set smaller than a batch
+
+
+def test_warmup_cosine_schedule():
+    f = WarmupCosine(warmup=4, total=14, min_ratio=0.01)
+    assert [f(k) for k in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(9) == pytest.approx(0.01 + 0.99 * 0.5)  # half way through the cosine
+    assert f(14) == pytest.approx(0.01) and f(100) == pytest.approx(0.01)
+    assert all(f(k) >= f(k + 1) for k in range(3, 20))
+
+
+def test_recipes_fill_the_config_and_explicit_values_win(tmp_path):
+    official = make_config("official")
+    assert (official.loss, official.patch_size, official.warmup_epochs, official.schedule_epochs) == (
+        "l1", 128, 15.0, 150
+    )
+    assert official.recipe == "official"
+    strong = make_config("strong", loss="mse", epochs=None)
+    assert strong.loss == "mse" and strong.epochs == 150 and strong.ema > 0 and strong.tta
+    seed = make_config("seed")
+    assert (seed.loss, seed.batch_size, seed.patch_size, seed.epochs, seed.lr, seed.min_lr) == (
+        "mse", 1, None, 25, 2e-4, 1e-6
+    )
+    assert make_config(patch_size=0).patch_size is None
+    assert set(RECIPES) >= {"seed", "official", "strong", "demo", "smoke"}
+    with pytest.raises(ValueError, match="unknown recipe"):
+        make_config("fastest")
+    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
+        make_config(learning_rate=1.0)
+    with pytest.raises(ValueError, match="preset"):
+        make_config(preset="huge")
+    path = tmp_path / "c.json"
+    strong.to_json(path)
+    assert TrainConfig.from_json(path) == strong
+    path.write_text('{"lr": 1, "colour": "red"}')
+    with pytest.raises(ValueError, match=r"c\.json.*colour"):
+        TrainConfig.from_json(path)
+
+
+def test_cli_builds_the_config_from_file_recipe_and_flags(tmp_path):
+    from hw4lib.cli import build_parser
+
+    base = tmp_path / "base.json"
+    make_config("demo", epochs=9).to_json(base)
+    args = build_parser().parse_args(
+        ["train", "--config", str(base), "--loss", "mse", "--patch-size", "none", "--ema", "0.99",
+         "--augment", "false", "--model-overrides", '{"dim": 8}', "--resume"]
+    )  # fmt: skip
+    config = train.config_from_args(args)
+    assert (config.epochs, config.loss, config.patch_size) == (9, "mse", None)
+    assert (config.ema, config.augment, config.recipe) == (0.99, False, "demo")
+    assert config.model_overrides == {"dim": 8} and args.resume
+    args = build_parser().parse_args(["train", "--recipe", "official", "--lr", "1e-3"])
+    config = train.config_from_args(args)
+    assert config.recipe == "official" and config.lr == 1e-3 and config.patch_size == 128
