@@ -163,6 +163,21 @@ def test_real_mask_is_cropped_and_composited(tmp_path: Path) -> None:
         synth.load_snow_masks(tmp_path / "nowhere")
 
 
+def test_generator_composites_real_masks_when_given(tmp_path: Path) -> None:
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    mask = np.zeros((100, 100), np.uint8)
+    mask[::7, ::5] = 200
+    Image.fromarray(mask).save(folder / "flakes.png")
+    summary = synth.generate_demo_dataset(
+        tmp_path / "set", pairs_per_type=2, test_per_type=1, size=32, snow_masks=folder
+    )
+    assert summary["settings"]["snow_masks"] == ["flakes.png"]
+    assert summary["input_psnr_db"]["train/snow/real"]["n"] == 2  # every snow image used the real mask
+    with open(tmp_path / "set" / "test" / "labels.csv", newline="") as f:
+        assert {r["level"] for r in csv.DictReader(f) if r["kind"] == "snow"} == {"real"}
+
+
 # ----------------------------------------------------------------------------------------------------------
 # mask statistics
 
