@@ -949,19 +949,29 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out",
         type=Path,
+        metavar="DIR",
         default=paths.data_dir("demo"),
         help="output folder; relative paths are taken from the repository root (default: data/demo)",
     )
     p.add_argument(
-        "--pairs-per-type", type=int, default=200, help="training pairs per degradation (default 200)"
+        "--pairs-per-type",
+        type=int,
+        default=200,
+        metavar="N",
+        help="training pairs per degradation (default 200)",
     )
-    p.add_argument("--test-per-type", type=int, default=20, help="test images per degradation (default 20)")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--snow-masks", type=Path, default=None, help="folder of real snow masks to composite")
+    p.add_argument(
+        "--test-per-type", type=int, default=20, metavar="K", help="test images per degradation (default 20)"
+    )
+    p.add_argument("--size", type=int, default=128, metavar="PX", help="image side in pixels (default 128)")
+    p.add_argument("--seed", type=int, default=0, metavar="X", help="random seed (default 0)")
+    p.add_argument(
+        "--snow-masks", type=Path, default=None, metavar="DIR", help="folder of real snow masks to composite"
+    )
     p.add_argument(
         "--real-mask-fraction",
         type=float,
+        metavar="F",
         default=1.0,
         help="share of snow images that use a real mask when --snow-masks is given (default 1)",
     )
