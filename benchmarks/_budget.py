@@ -1,0 +1,205 @@
+"""Shared by the real-data benchmarks: train with ``hw4lib.train.fit`` for a wall-clock budget, then score.
+
+``fit`` counts epochs, not seconds, so :func:`train_for_budget` turns seconds into steps: it times a few
+training steps of the same model, batch and patch on random tensors (the probe), plans ``epochs`` x
+``max_train_steps`` so the cosine schedule ends near the budget, and stops ``fit`` at the first epoch end past
+the deadline (the schedule is then cut short; ``schedule_complete`` says so). The budget covers the probe and
+``fit`` (data loading, checkpoints, its own end-of-run validation), not the evaluation on real pairs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from hw4lib.data import Pair, find_pairs, split_pairs
+from hw4lib.infer import evaluate_pairs
+from hw4lib.losses import build_loss
+from hw4lib.model import build_model
+from hw4lib.paths import resolve
+from hw4lib.train import TrainConfig, fit, load_run_model, read_run
+
+EPOCHS_TARGET = 10  # epochs per budget: each ends with a checkpoint, few enough to keep that overhead small
+SAFETY = 0.9  # share of the remaining budget planned as steps (the probe is optimistic: no data, no saves)
+
+
+class _BudgetReached(Exception):
+    pass
+
+
+def peak_mem_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def machine() -> dict[str, Any]:
+    """Where the numbers come from: other processes on the same cores slow every figure down."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return {
+        "device": f"cpu ({torch.get_num_threads()} threads)",
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min_at_start": round(load, 2),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def probe_seconds_per_step(config: TrainConfig, steps: int = 2) -> float:
+    """Seconds per optimizer step of ``config``'s model, loss, batch and patch, on random tensors."""
+    torch.manual_seed(config.seed)
+    model = build_model(config.preset, **config.model_kwargs()).train()
+    criterion = build_loss(config.loss, alpha=config.alpha)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    size = config.patch_size or 128
+    x = torch.rand(config.batch_size, 3, size, size)
+
+    def step() -> None:
+        loss = criterion(model(x), x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()  # warm-up: allocations, kernel selection
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return (time.perf_counter() - start) / steps
+
+
+def plan(total_steps: int, natural_per_epoch: int, epochs_target: int = EPOCHS_TARGET) -> tuple[int, int]:
+    """(epochs, steps per epoch) doing about ``total_steps`` steps in about ``epochs_target`` epochs."""
+    total_steps = max(1, total_steps)
+    per_epoch = min(max(1, natural_per_epoch), max(1, math.ceil(total_steps / epochs_target)))
+    return max(1, round(total_steps / per_epoch)), per_epoch
+
+
+@dataclass
+class BudgetRun:
+    run_dir: Path
+    model: nn.Module
+    budget_s: float
+    train_wall_s: float  # probe + fit, until the last epoch ended
+    steps: int
+    epochs: int
+    planned_steps: int
+    planned_epochs: int
+    schedule_complete: bool
+    probe_s_per_step: float | None
+    n_train: int
+    peak_mem_mb: float  # at the end of training (before evaluation)
+    loop_steps_per_s: float  # inside fit's training loop only (median over epochs): no startup, saves, probe
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.train_wall_s if self.train_wall_s > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        d["run_dir"] = str(self.run_dir)
+        d["steps_per_s"] = self.steps_per_s
+        return d
+
+
+def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None = None) -> BudgetRun:
+    """Train ``config`` for about ``budget_s`` seconds of wall time (``max_steps``: plan that many instead).
+
+    Returns the model of the last epoch (``last.pt``: with a cut-short schedule there may be no ``best.pt``).
+    """
+    start = time.perf_counter()
+    pairs = find_pairs(resolve(config.data_dir))
+    train_pairs, _ = split_pairs(pairs, val_fraction=config.val_fraction, seed=config.seed)
+    natural = max(1, len(train_pairs) * config.patches_per_image // config.batch_size)
+    probe = None
+    if max_steps is None:
+        probe = probe_seconds_per_step(config)
+        left = budget_s - (time.perf_counter() - start)
+        total = int(SAFETY * left / probe)
+    else:
+        total = max_steps
+    epochs, per_epoch = plan(total, natural)
+    config = dataclasses.replace(config, epochs=epochs, max_train_steps=per_epoch, val_every=epochs)
+    deadline = start + budget_s
+    probe_text = f"probe {probe:.2f} s/step" if probe is not None else f"--max-steps {max_steps}"
+    print(f"budget {budget_s:.0f} s, {probe_text} -> {epochs} epochs x {per_epoch} steps "
+          f"(batch {config.batch_size}, patch {config.patch_size}) on {len(train_pairs)} pairs", flush=True)
+
+    def guard(row: dict[str, Any]) -> None:
+        if row["epoch"] < epochs and time.perf_counter() > deadline:
+            raise _BudgetReached
+
+    complete = True
+    try:
+        fit(config, overwrite=True, on_epoch_end=guard)
+    except _BudgetReached:
+        complete = False
+    wall = time.perf_counter() - start
+    history = read_run(config.resolved_run_dir()).history
+    last = history.iloc[-1]
+    loop = float(history["images_per_s"].median()) / config.batch_size
+    if not complete:
+        print(f"budget reached after epoch {int(last['epoch'])}/{epochs}: the schedule was cut short",
+              flush=True)
+    return BudgetRun(
+        run_dir=config.resolved_run_dir(), model=load_run_model(config.resolved_run_dir(), "last"),
+        budget_s=budget_s, train_wall_s=wall, steps=int(last["step"]), epochs=int(last["epoch"]),
+        planned_steps=epochs * per_epoch, planned_epochs=epochs, schedule_complete=complete,
+        probe_s_per_step=probe, n_train=len(train_pairs), peak_mem_mb=peak_mem_mb(), loop_steps_per_s=loop,
+    )
+
+
+def spread(items: Sequence[Any], n: int | None) -> list[Any]:
+    """At most ``n`` items, evenly spaced (all of them when ``n`` is None or large enough)."""
+    if n is None or n >= len(items):
+        return list(items)
+    if n <= 0:
+        return []
+    return [items[round(i * (len(items) - 1) / max(1, n - 1))] for i in range(n)] if n > 1 else [items[0]]
+
+
+def score_real(model: nn.Module, pairs: Sequence[Pair], tta_images: int | None = None) -> dict[str, Any]:
+    """PSNR/SSIM (uint8-rounded, like a submission) of the identity, the model and the model with TTA.
+
+    TTA costs 8 forwards per image: ``tta_images`` limits it to that many evenly spaced pairs; the plain model
+    is then also reported on the same subset (``psnr_on_tta_subset``) so the TTA gain is a paired difference.
+    """
+    t0 = time.perf_counter()
+    identity = evaluate_pairs(lambda x: x, pairs)
+    plain = evaluate_pairs(model, pairs)
+    t1 = time.perf_counter()
+    subset = spread(pairs, tta_images)
+    tta = evaluate_pairs(model, subset, tta=True) if subset else None
+    t2 = time.perf_counter()
+    names = {p.name for p in subset}
+    on_subset = plain.per_image[plain.per_image["name"].isin(names)]
+    ident_subset = identity.per_image[identity.per_image["name"].isin(names)]
+    return {
+        "n": len(pairs),
+        "input_psnr": identity.psnr, "input_ssim": identity.ssim,
+        "psnr": plain.psnr, "ssim": plain.ssim,
+        "gain_db": plain.psnr - identity.psnr,
+        "tta_images": len(subset),
+        "psnr_tta": tta.psnr if tta else float("nan"), "ssim_tta": tta.ssim if tta else float("nan"),
+        "psnr_on_tta_subset": float(on_subset["psnr"].mean()) if subset else float("nan"),
+        "input_psnr_on_tta_subset": float(ident_subset["psnr"].mean()) if subset else float("nan"),
+        "eval_s": round(t1 - t0, 1), "eval_tta_s": round(t2 - t1, 1),
+    }
+
+
+def table(rows: Sequence[tuple[str, float, float, int]]) -> str:
+    """A small markdown table: method, PSNR, SSIM, images."""
+    lines = ["| method | PSNR (dB) | SSIM | images |", "| --- | ---: | ---: | ---: |"]
+    lines += [f"| {name} | {p:.2f} | {s:.4f} | {n} |" for name, p, s, n in rows]
+    return "\n".join(lines)

@@ -1,0 +1,136 @@
+"""The real-data benchmarks run end-to-end on a handful of tiny pairs; the budget planner and guard behave."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+sys.path.insert(0, str(ROOT))  # the benchmarks are scripts in a folder, not part of the installed package
+
+from benchmarks import _budget as budget  # noqa: E402
+from benchmarks import rain100l_budget, transfer  # noqa: E402
+
+
+def _pair(rng: np.random.Generator, h: int = 24, w: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    clean = rng.integers(40, 200, (h, w, 3), dtype=np.uint8)
+    streaks = (rng.random((h, w, 1)) < 0.1) * 50
+    return np.clip(clean.astype(int) + streaks, 0, 255).astype(np.uint8), clean
+
+
+@pytest.fixture(scope="module")
+def fake_rain100l(tmp_path_factory) -> Path:
+    """Rain100L's layout (input/N.png + target/N.png) with 5 small pairs."""
+    root = tmp_path_factory.mktemp("rain100l")
+    rng = np.random.default_rng(0)
+    for sub in ("input", "target"):
+        (root / sub).mkdir()
+    for k in range(1, 6):
+        rainy, clean = _pair(rng)
+        Image.fromarray(rainy).save(root / "input" / f"{k}.png")
+        Image.fromarray(clean).save(root / "target" / f"{k}.png")
+    return root
+
+
+FAST = ["--preset", "tiny", "--patch-size", "16", "--batch-size", "2"]
+
+
+def test_plan_spreads_steps_over_epochs():
+    assert budget.plan(100, natural_per_epoch=1000) == (10, 10)
+    assert budget.plan(100, natural_per_epoch=4) == (25, 4)  # small data: more, shorter epochs
+    assert budget.plan(3, natural_per_epoch=50) == (3, 1)
+    assert budget.plan(0, natural_per_epoch=50) == (1, 1)  # always at least one step
+    assert budget.spread(list(range(10)), 3) == [0, 4, 9]
+    assert budget.spread(list(range(4)), None) == [0, 1, 2, 3] and budget.spread([1, 2], 0) == []
+
+
+def test_probe_times_a_training_step():
+    from hw4lib.train import make_config
+
+    config = make_config("smoke", preset="tiny", batch_size=1, patch_size=16)
+    seconds = budget.probe_seconds_per_step(config, steps=1)
+    assert 0 < seconds < 60
+
+
+def test_rain100l_budget_end_to_end_and_budget_cut(fake_rain100l, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = rain100l_budget.main([
+        "--rain100l", str(fake_rain100l), "--data-out", str(tmp_path / "ds"),
+        "--run-dir", str(tmp_path / "run"), "--out", str(out),
+        "--budget-s", "0.01", "--max-steps", "3", *FAST,
+    ])
+    assert code == 0
+    result = json.loads(out.read_text())
+    for key in ("preset", "budget_s", "val_psnr", "val_psnr_tta", "val_ssim", "input_psnr", "steps_per_s",
+                "peak_mem_mb"):
+        assert key in result, key
+    assert result["preset"] == "tiny" and result["budget_s"] == 0.01
+    # 5 pairs, 80/20: 4 train (one kept by fit for its own validation), 1 held out and scored
+    assert result["n_val"] == 1 and result["tta_images"] == 1 and result["training"]["n_train"] == 3
+    # 3 planned epochs of 1 step, but the budget is already spent after the first: cut short there
+    assert result["training"]["planned_steps"] == 3 and result["training"]["steps"] == 1
+    assert result["training"]["schedule_complete"] is False
+    assert result["peak_mem_mb"] > 50 and result["steps_per_s"] > 0
+    # the identity baseline is the held-out pair's own PSNR (hand-computed here)
+    held = tmp_path / "ds" / "test"
+    a = np.asarray(Image.open(held / "degraded" / "0.png"), dtype=np.float64)
+    b = np.asarray(Image.open(held / "clean" / "0.png"), dtype=np.float64)
+    assert result["input_psnr"] == pytest.approx(10 * np.log10(255**2 / np.mean((a - b) ** 2)), abs=1e-3)
+    printed = capsys.readouterr().out
+    assert "| identity (rainy input) |" in printed and "tiny model + TTA" in printed
+    assert "the schedule was cut short" in printed
+
+
+def test_transfer_end_to_end_trains_on_rain_only(fake_rain100l, tmp_path, capsys):
+    demo = tmp_path / "demo"
+    rng = np.random.default_rng(1)
+    for kind in ("rain", "snow"):
+        for i in range(1, 5):
+            degraded, clean = _pair(rng)
+            files = (("degraded", f"{kind}-{i}", degraded), ("clean", f"{kind}_clean-{i}", clean))
+            for sub, name, img in files:
+                (demo / "train" / sub).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(demo / "train" / sub / f"{name}.png")
+    out = tmp_path / "transfer.json"
+    code = transfer.main([
+        "--rain100l", str(fake_rain100l), "--demo", str(demo), "--rain-only", str(tmp_path / "rain_only"),
+        "--run-dir", str(tmp_path / "run"), "--out", str(out), "--budget-s", "60", "--max-steps", "1",
+        "--real-images", "3", "--tta-images", "1", *FAST,
+    ])
+    assert code == 0
+    result = json.loads(out.read_text())
+    assert sorted(p.name for p in (tmp_path / "rain_only" / "train" / "degraded").iterdir()) == [
+        "rain-1.png", "rain-2.png", "rain-3.png", "rain-4.png"
+    ]
+    assert result["n_real"] == 3 and result["tta_images"] == 1 and result["training"]["steps"] == 1
+    assert result["training"]["schedule_complete"] is True
+    assert result["gain_db"] == pytest.approx(result["real_psnr"] - result["input_psnr"])
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["data_dir"] == str(tmp_path / "rain_only") and config["preset"] == "tiny"
+    assert "transfer gain over identity" in capsys.readouterr().out
+
+
+def test_missing_rain100l_is_a_clear_exit(tmp_path, capsys):
+    assert transfer.main(["--rain100l", str(tmp_path / "nowhere")]) == 2
+    assert "pass --rain100l DIR" in capsys.readouterr().err
+    assert rain100l_budget.main(["--rain100l", str(tmp_path / "nowhere")]) == 2
+    assert "pass --rain100l DIR" in capsys.readouterr().err
+
+
+def test_score_real_identity_model_scores_the_input(fake_rain100l):
+    from hw4lib.data import Pair
+    from hw4lib.importers import find_source_pairs
+
+    pairs = [Pair(p.degraded, p.clean, "rain", p.key) for p in find_source_pairs(fake_rain100l)]
+    scores = budget.score_real(torch.nn.Identity(), pairs, tta_images=2)
+    assert scores["psnr"] == pytest.approx(scores["input_psnr"])  # identity restores nothing
+    assert scores["psnr_tta"] == pytest.approx(scores["input_psnr_on_tta_subset"])  # flips undo exactly
+    assert scores["n"] == 5 and scores["tta_images"] == 2
