@@ -29,12 +29,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain: tqdm.auto warns in kernels without ipywidgets
 
 from hw4lib import paths
 from hw4lib.data import DataError, load_image
 from hw4lib.io import atomic_write, save_png_atomic, write_text_atomic
-from hw4lib.metrics import psnr, ssim
+from hw4lib.metrics import psnr, psnr_uint8, ssim
 
 __all__ = [
     "DIHEDRAL",
@@ -43,6 +43,7 @@ __all__ = [
     "SubmissionError",
     "add_commands",
     "check_submission",
+    "compare_scores",
     "dihedral",
     "evaluate_pairs",
     "inverse_dihedral",
@@ -50,6 +51,7 @@ __all__ = [
     "load_model",
     "load_submission",
     "pad_to_multiple",
+    "plot_before_after",
     "predict_dir",
     "restore",
     "save_submission",
@@ -416,13 +418,20 @@ def predict_dir(
     device: str | torch.device | None = None,
     amp: bool | None = None,
     progress: bool = True,
+    names: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """Restore every test image: ``{file name: (3, H, W) uint8}`` in the submission layout, in natural order.
 
     Images of the same size go through the model ``batch_size`` at a time (worth it on a GPU). Every file's
-    header is read first, so an unreadable file stops the run at once, named, before any compute.
+    header is read first, so an unreadable file stops the run at once, named, before any compute. ``names``
+    restricts the run to these file names (a quick look at a subset; a submission needs them all).
     """
     files = list_test_images(test_dir)
+    if names is not None:
+        unknown = sorted(set(names) - {p.name for p in files})
+        if unknown:
+            raise DataError(f"not in {test_dir}: {_short_list(unknown)}")
+        files = [p for p in files if p.name in set(names)]
     sizes = {p: _image_hw(p) for p in files}
     groups: dict[tuple[int, int], list[Path]] = {}
     for p in files:
@@ -626,6 +635,7 @@ def score(
     npz_or_dir: str | os.PathLike[str] | Mapping[str, np.ndarray],
     clean_dir: str | os.PathLike[str],
     labels: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    names: Sequence[str] | None = None,
 ) -> ScoreResult:
     """PSNR and SSIM of predictions against clean images with the same file names.
 
@@ -633,7 +643,8 @@ def score(
     ``clean_dir``: the answers (``data/demo/test/clean``). The kind of each image (rain/snow) comes from
     ``labels`` (a ``name,kind`` CSV or a mapping; by default a ``labels.csv`` next to or above ``clean_dir``)
     or from file names starting with ``rain``/``snow``. PSNR is computed per image on [0, 1] pixels (data
-    range 1) and then averaged, like the course leaderboard. Clean images without a prediction are an error.
+    range 1) and then averaged, like the course leaderboard. Clean images without a prediction are an error;
+    ``names`` restricts the score to these file names (stems work too).
     """
     clean_dir = Path(clean_dir)
     if isinstance(npz_or_dir, Mapping):
@@ -645,6 +656,9 @@ def score(
     if not clean_dir.is_dir():
         raise DataError(f"clean folder {clean_dir} does not exist; pass the folder with the clean answers")
     clean_files = _images_in(clean_dir)
+    if names is not None:
+        wanted = {Path(n).stem for n in names}
+        clean_files = [p for p in clean_files if p.stem in wanted]
     by_stem = {Path(k).stem: k for k in preds}
     missing = [p.name for p in clean_files if p.stem not in by_stem]
     if missing or not clean_files:
@@ -695,6 +709,63 @@ def evaluate_pairs(
             {"name": pair.name, "kind": pair.kind, "psnr": float(psnr(a, b)), "ssim": float(ssim(a, b))}
         )
     return ScoreResult(pd.DataFrame(rows, columns=["name", "kind", "psnr", "ssim"]))
+
+
+def compare_scores(results: Mapping[str, ScoreResult]) -> pd.DataFrame:
+    """One row per labelled result (e.g. input / model / model + TTA): PSNR per kind and overall, and SSIM.
+
+    The last column, ``gain_db``, is each row's PSNR gain over the first row.
+    """
+    rows = {}
+    for label, result in results.items():
+        table = result.by_kind
+        row = {f"psnr_{kind}": float(table.loc[kind, "psnr"]) for kind in table.index if kind != "all"}
+        row.update(psnr=result.psnr, ssim=result.ssim, n=len(result.per_image))
+        rows[label] = row
+    frame = pd.DataFrame.from_dict(rows, orient="index")
+    frame["gain_db"] = frame["psnr"] - frame["psnr"].iloc[0]
+    return frame
+
+
+def plot_before_after(
+    test_dir: str | os.PathLike[str],
+    preds: Mapping[str, np.ndarray],
+    clean_dir: str | os.PathLike[str] | None = None,
+    names: Sequence[str] | None = None,
+    n: int = 4,
+    path: str | os.PathLike[str] | None = None,
+):
+    """A grid, one row per test image: degraded | restored | clean (if ``clean_dir`` has it), PSNR in titles.
+
+    ``preds``: ``{name: (3, H, W) uint8}`` as :func:`predict_dir` returns or a loaded submission. ``names``:
+    which images (default: the first ``n``). Saved atomically as PNG to ``path`` when given.
+    """
+    import matplotlib.pyplot as plt
+
+    files = {p.name: p for p in list_test_images(test_dir)}
+    names = list(names) if names is not None else [k for k in files if k in preds][:n]
+    clean = Path(clean_dir) if clean_dir is not None else None
+    cols = 3 if clean is not None else 2
+    fig, axes = plt.subplots(len(names), cols, figsize=(2.5 * cols, 2.6 * len(names)), squeeze=False)
+    for row, name in zip(axes, names, strict=True):
+        degraded, restored = load_image(files[name]), _as_hwc(name, np.asarray(preds[name]))
+        target = load_image(clean / name) if clean is not None and (clean / name).is_file() else None
+
+        def db(img: np.ndarray, target: np.ndarray | None = target) -> str:
+            return "" if target is None else f" {psnr_uint8(img, target):.2f} dB"
+
+        panels = [(degraded, f"{name}: input{db(degraded)}"), (restored, f"restored{db(restored)}")]
+        if clean is not None:
+            panels.append((target if target is not None else np.zeros_like(degraded), "clean"))
+        for ax, (img, title) in zip(row, panels, strict=True):
+            ax.imshow(img)
+            ax.set_title(title, fontsize=9)
+            ax.axis("off")
+    fig.tight_layout()
+    if path is not None:
+        with atomic_write(path, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+    return fig
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -487,6 +487,36 @@ def test_score_names_missing_predictions_and_size_mismatch(tmp_path):
         score({"0.png": np.zeros((3, 8, 9), np.uint8), "1.png": np.zeros((3, 8, 8), np.uint8)}, clean)
 
 
+def test_subsets_comparison_table_and_grid(tmp_path):
+    degraded, clean = tmp_path / "test" / "degraded", tmp_path / "test" / "clean"
+    for i in range(3):
+        img = rng_image(16, 16, seed=i)
+        write_png(clean / f"{i}.png", img)
+        write_png(degraded / f"{i}.png", np.clip(img.astype(int) + 10 * (i + 1), 0, 255).astype(np.uint8))
+    (tmp_path / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n2.png,rain\n")
+
+    preds = infer.predict_dir(Identity(), degraded, names=["2.png", "0.png"], progress=False)
+    assert list(preds) == ["0.png", "2.png"]  # natural order, only the names asked for
+    with pytest.raises(DataError, match="7.png"):
+        infer.predict_dir(Identity(), degraded, names=["7.png"], progress=False)
+
+    perfect = {f"{i}.png": np.asarray(Image.open(clean / f"{i}.png")).transpose(2, 0, 1) for i in range(3)}
+    baseline = score(degraded, clean, names=["0.png", "2"])
+    assert list(baseline.per_image["name"]) == ["0.png", "2.png"]
+    table = infer.compare_scores({"input": baseline, "perfect": score(perfect, clean, names=["0", "2"])})
+    assert list(table.index) == ["input", "perfect"]
+    assert list(table.columns) == ["psnr_rain", "psnr", "ssim", "n", "gain_db"]  # both images are rain
+    assert table.loc["input", "gain_db"] == 0.0
+    assert table.loc["perfect", "gain_db"] == pytest.approx(100.0 - baseline.psnr)
+
+    figure = infer.plot_before_after(
+        degraded, perfect, clean_dir=clean, n=2, path=tmp_path / "fig" / "grid.png"
+    )
+    assert len(figure.axes) == 6 and figure.axes[1].get_title() == "restored 100.00 dB"
+    assert Image.open(tmp_path / "fig" / "grid.png").format == "PNG"
+    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["grid.png"]  # no temp file left
+
+
 # ----------------------------------------------------------------------------------------------------
 # model loading and the CLI
 
