@@ -45,11 +45,25 @@ def peak_mem_mb() -> float:
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
+def set_threads(n: int | None) -> None:
+    """Use ``n`` intra-op threads (None: torch's default, one per core).
+
+    On cores shared with other busy processes, fewer threads can be much faster: an OpenMP barrier waits for
+    its slowest thread, and a thread that lost its core stalls every operator (measured here: a tiny-model
+    training step took 7 s with 1 thread and 39 s with 2 while the load average was about 10 on 2 cores).
+    """
+    if n is not None:
+        if n < 1:
+            raise ValueError(f"--threads must be >= 1, got {n}")
+        torch.set_num_threads(n)
+
+
 def machine() -> dict[str, Any]:
     """Where the numbers come from: other processes on the same cores slow every figure down."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return {
         "device": f"cpu ({torch.get_num_threads()} threads)",
+        "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "load_avg_1min_at_start": round(load, 2),
         "torch": torch.__version__,

@@ -23,7 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from benchmarks._budget import machine, peak_mem_mb, score_real, table, train_for_budget  # noqa: E402
+from benchmarks._budget import (  # noqa: E402
+    machine,
+    peak_mem_mb,
+    score_real,
+    set_threads,
+    table,
+    train_for_budget,
+)
 from hw4lib.data import DataError, Pair  # noqa: E402
 from hw4lib.importers import import_pairs  # noqa: E402
 from hw4lib.io import write_json_atomic  # noqa: E402
@@ -47,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--loss", default="l1")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: one per core; 1 is faster on cores other processes share)")
     p.add_argument("--seed", type=int, default=0, help="training seed (the split is fixed: seed 0)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/bench-rain100l-<preset>)")
     p.add_argument("--out", default=None, help="JSON file (default runs/bench-rain100l-<preset>.json)")
@@ -64,6 +73,7 @@ def _held_out_pairs(root: Path) -> list[Pair]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    set_threads(args.threads)
     info = machine()
     src = resolve(args.rain100l)
     if not (src / "input").is_dir() or not (src / "target").is_dir():

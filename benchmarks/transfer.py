@@ -25,7 +25,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from benchmarks._budget import machine, peak_mem_mb, score_real, table, train_for_budget  # noqa: E402
+from benchmarks._budget import (  # noqa: E402
+    machine,
+    peak_mem_mb,
+    score_real,
+    set_threads,
+    table,
+    train_for_budget,
+)
 from hw4lib.data import DataError, Pair, find_pairs  # noqa: E402
 from hw4lib.importers import find_source_pairs  # noqa: E402
 from hw4lib.io import write_json_atomic  # noqa: E402
@@ -50,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--loss", default="l1")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads (default: one per core; 1 is faster on cores other processes share)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--run-dir", default="runs/bench-transfer", help="run folder")
     p.add_argument("--out", default="runs/bench-transfer.json", help="JSON file")
@@ -80,6 +89,7 @@ def rain_only_copy(demo: Path, dest: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    set_threads(args.threads)
     info = machine()
     src = resolve(args.rain100l)
     try:
