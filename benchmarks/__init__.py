@@ -1,0 +1,1 @@
+"""Developer benchmarks (not shipped with hw4lib): speed and equivalence baselines."""

@@ -1,0 +1,323 @@
+"""PromptIR: official names, shapes and parameter count; same outputs and gradients as the official-style
+reference; checkpoints load (Lightning, plain, ours) or fail naming the problem; any image size works."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks.official_promptir import LayerNorm as OfficialLayerNorm
+from benchmarks.official_promptir import OfficialPromptIR
+from hw4lib.model import (
+    DEAD_LAYERS,
+    PRESETS,
+    CheckpointError,
+    LayerNorm,
+    PromptIR,
+    _GatedGelu,
+    _TransposedAttention,
+    build_model,
+    count_parameters,
+    load_official_checkpoint,
+)
+
+FULL_PARAMETERS = (
+    35_376_967  # official 35,592,263 minus the 215,296 of the six dead layers (architecture notes)
+)
+# a small config with several heads at every level, so the multi-head code paths are exercised
+SMALL = dict(
+    dim=16, num_blocks=(1, 1, 1, 2), num_refinement_blocks=1, heads=(2, 2, 4, 8),
+    prompt_dims=(16, 32, 64), prompt_sizes=(16, 8, 4),
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def full_model() -> PromptIR:
+    torch.manual_seed(0)
+    return PromptIR()
+
+
+def _official_shapes(shared_dir) -> dict:
+    return json.loads((shared_dir / "reference" / "promptir_state_dict_shapes.json").read_text())
+
+
+def _with_random_temperatures(*models: torch.nn.Module) -> None:
+    """Same non-trivial temperatures in each model (they start at 1, which hides a wrong temperature grad)."""
+    generator = torch.Generator().manual_seed(1)
+    names = [n for n, _ in models[0].named_parameters() if n.endswith("temperature")]
+    with torch.no_grad():
+        for name in names:
+            value = torch.rand(models[0].get_parameter(name).shape, generator=generator) + 0.5
+            for model in models:
+                model.get_parameter(name).copy_(value)
+
+
+# ---- architecture ---------------------------------------------------------------------------------------
+
+
+def test_full_model_has_official_parameter_count_and_shapes(full_model):
+    assert count_parameters(full_model) == FULL_PARAMETERS
+    shapes = {name: tuple(t.shape) for name, t in full_model.state_dict().items()}
+    assert shapes["patch_embed.proj.weight"] == (48, 3, 3, 3)
+    assert shapes["prompt3.prompt_param"] == (1, 5, 320, 16, 16)
+    assert shapes["prompt1.linear_layer.weight"] == (5, 96)
+    assert shapes["encoder_level1.3.ffn.project_in.weight"] == (254, 48, 1, 1)
+    assert shapes["latent.7.attn.temperature"] == (8, 1, 1)
+    assert shapes["noise_level3.attn.qkv.weight"] == (2112, 704, 1, 1)
+    assert shapes["reduce_noise_level3.weight"] == (192, 704, 1, 1)
+    assert shapes["reduce_noise_level2.weight"] == (192, 320, 1, 1)
+    assert shapes["reduce_noise_level1.weight"] == (96, 160, 1, 1)
+    assert shapes["reduce_chan_level3.weight"] == (192, 288, 1, 1)
+    assert shapes["up4_3.body.0.weight"] == (384, 192, 3, 3)
+    assert shapes["refinement.3.norm2.body.bias"] == (96,)
+    assert shapes["output.weight"] == (3, 96, 3, 3)
+    assert not set(DEAD_LAYERS) & set(shapes)
+    assert count_parameters(full_model, trainable_only=True) == FULL_PARAMETERS
+
+
+def test_full_state_dict_is_the_official_one_without_dead_layers(full_model, shared_dir):
+    official = _official_shapes(shared_dir)
+    expected = [(n, s) for n, s in official["state_dict"].items() if n not in official["dead_layers"]]
+    assert [
+        (n, list(t.shape)) for n, t in full_model.state_dict().items()
+    ] == expected  # names, shapes, order
+    assert official["parameters_without_dead_layers"] == FULL_PARAMETERS
+
+
+def test_official_style_reference_has_the_full_official_state_dict(shared_dir):
+    official = _official_shapes(shared_dir)
+    shapes = {n: list(t.shape) for n, t in OfficialPromptIR().state_dict().items()}
+    assert shapes == official["state_dict"]
+    assert count_parameters(OfficialPromptIR()) == official["total_parameters"]
+
+
+def test_presets_and_overrides():
+    assert set(PRESETS) >= {"full", "small", "tiny"}
+    tiny = build_model("tiny", prompt_len=3)
+    assert tiny.prompt2.prompt_param.shape[1] == 3
+    assert tiny.config["prompt_len"] == 3 and tiny.config["dim"] == PRESETS["tiny"]["dim"]
+    assert count_parameters(build_model("tiny")) < count_parameters(build_model("small")) < FULL_PARAMETERS
+    with pytest.raises(ValueError, match="unknown model preset 'huge'"):
+        build_model("huge")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(dim=15), "dim must be even"),
+        (dict(dim=16, heads=(1, 2, 3, 8)), "cannot be split into 3 attention heads"),
+        (dict(num_blocks=(1, 1, 1)), "need 4 entries"),
+        (dict(LayerNorm_type="Batch"), "LayerNorm_type"),
+    ],
+)
+def test_bad_configs_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model("tiny", **kwargs)
+
+
+def test_bad_input_shape_raises():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        build_model("tiny")(torch.rand(3, 32, 32))
+
+
+# ---- same maths as the official ---------------------------------------------------------------------------
+
+
+def test_full_model_matches_official_reference_via_lightning_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    official = OfficialPromptIR().eval()
+    path = tmp_path / "epoch=119.ckpt"
+    torch.save(
+        {
+            "state_dict": {f"net.{n}": t for n, t in official.state_dict().items()},  # dead layers included
+            "epoch": 119,
+            "hyper_parameters": {
+                "opt": argparse.Namespace(lr=2e-4)
+            },  # not weights-only loadable, as Lightning's
+        },
+        path,
+    )
+    model = load_official_checkpoint(path)
+    assert not model.training
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        diff = (model(x) - official(x)).abs().max().item()
+    assert diff < 1e-4
+
+
+def test_gradients_match_official_reference():
+    torch.manual_seed(0)
+    official, model = OfficialPromptIR(**SMALL), PromptIR(**SMALL)
+    model.load_state_dict({n: t for n, t in official.state_dict().items() if n not in DEAD_LAYERS})
+    _with_random_temperatures(official, model)
+    x, target = torch.rand(2, 3, 32, 48), torch.rand(2, 3, 32, 48)
+    for net in (official, model):
+        F.mse_loss(net(x), target).backward()
+    reference = dict(official.named_parameters())
+    for name, param in model.named_parameters():
+        expected = reference[name].grad
+        scale = expected.abs().max().item() + 1e-12
+        assert (param.grad - expected).abs().max().item() / scale < 1e-4, name
+
+
+def test_attention_and_gate_gradients_pass_gradcheck():
+    generator = torch.Generator().manual_seed(0)
+    qkv = torch.randn(2, 24, 3, 5, dtype=torch.double, generator=generator)
+    temperature = torch.rand(2, 1, 1, dtype=torch.double, generator=generator) + 0.5
+    for layout in (torch.contiguous_format, torch.channels_last):
+        inputs = (qkv.contiguous(memory_format=layout).requires_grad_(), temperature.clone().requires_grad_())
+        assert torch.autograd.gradcheck(lambda a, t: _TransposedAttention.apply(a, t, 2), inputs)
+    x = torch.randn(2, 6, 3, 5, dtype=torch.double, generator=generator).requires_grad_()
+    assert torch.autograd.gradcheck(_GatedGelu.apply, (x,))
+
+
+@pytest.mark.parametrize("kind", ["WithBias", "BiasFree"])
+def test_layernorm_matches_official(kind):
+    ours, official = LayerNorm(8, kind), OfficialLayerNorm(8, kind)
+    with torch.no_grad():
+        ours.body.weight.uniform_(0.5, 1.5)
+        official.body.weight.copy_(ours.body.weight)
+        if kind == "WithBias":
+            ours.body.bias.uniform_(-1, 1)
+            official.body.bias.copy_(ours.body.bias)
+    x = torch.randn(2, 8, 5, 7) * 3 + 1
+    torch.testing.assert_close(ours(x), official(x), atol=1e-5, rtol=1e-5)
+
+
+def test_memory_layout_does_not_change_the_output():
+    torch.manual_seed(0)
+    last, first = build_model("tiny"), build_model("tiny", channels_last=False)
+    first.load_state_dict(last.state_dict())
+    x = torch.rand(2, 3, 40, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(last(x), first(x), atol=1e-5, rtol=1e-5)
+
+
+# ---- checkpoints ------------------------------------------------------------------------------------------
+
+
+def test_plain_state_dict_without_prefix_loads(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    torch.save(model.state_dict(), tmp_path / "plain.pt")
+    loaded = load_official_checkpoint(tmp_path / "plain.pt", **PRESETS["tiny"])
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_training_checkpoint_loads_with_its_model_config(tmp_path):
+    torch.manual_seed(0)
+    model = build_model("tiny", prompt_len=3).eval()
+    checkpoint = {
+        "model": model.state_dict(),
+        "model_config": {"preset": "tiny", "prompt_len": 3},
+        "epoch": 2,
+    }
+    torch.save(checkpoint, tmp_path / "best.pt")
+    loaded = load_official_checkpoint(tmp_path / "best.pt")  # settings come from the checkpoint
+    assert loaded.config == model.config
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        ("missing", "output.weight"),
+        ("unexpected", "bogus.weight"),
+        ("shape", "patch_embed.proj.weight"),
+    ],
+)
+def test_broken_checkpoint_names_the_problem(tmp_path, damage, named):
+    state = {f"net.{n}": t for n, t in build_model("tiny").state_dict().items()}
+    if damage == "missing":
+        del state["net.output.weight"]
+    elif damage == "unexpected":
+        state["net.bogus.weight"] = torch.zeros(3)
+    else:
+        state["net.patch_embed.proj.weight"] = torch.zeros(16, 3, 5, 5)
+    path = tmp_path / "broken.ckpt"
+    torch.save({"state_dict": state}, path)
+    with pytest.raises(CheckpointError, match=damage if damage != "shape" else "wrong shape") as info:
+        load_official_checkpoint(path, **PRESETS["tiny"])
+    assert named in str(info.value) and "broken.ckpt" in str(info.value)
+
+
+def test_full_settings_reject_a_tiny_checkpoint(tmp_path):
+    torch.save(build_model("tiny").state_dict(), tmp_path / "tiny.pt")
+    with pytest.raises(CheckpointError, match="wrong shape .*Pass the model settings"):
+        load_official_checkpoint(tmp_path / "tiny.pt")
+
+
+def test_not_a_checkpoint_raises(tmp_path):
+    torch.save({"weights": [1, 2, 3]}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match="odd.pt: not a PromptIR checkpoint"):
+        load_official_checkpoint(tmp_path / "odd.pt")
+    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
+        load_official_checkpoint(tmp_path / "nowhere.ckpt")
+
+
+# ---- any image size, training, prompts --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [(37, 53), (250, 333), (5, 7), (64, 64)])
+def test_any_size_gives_a_same_size_output(size):
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    x = torch.rand(1, 3, *size)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_odd_sizes_are_reflection_padded_then_cropped():
+    torch.manual_seed(0)
+    model = build_model("tiny").eval()
+    x = torch.rand(1, 3, 37, 53)
+    with torch.no_grad():
+        padded = model(F.pad(x, (0, 3, 0, 3), mode="reflect"))  # 40 x 56: no padding inside
+        torch.testing.assert_close(model(x), padded[..., :37, :53])
+
+
+def test_tiny_preset_trains_with_finite_gradients():
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    x = torch.rand(2, 3, 64, 64)
+    target = x.clamp(0.1, 0.9)
+    losses = []
+    for _ in range(3):
+        optimizer.zero_grad()
+        loss = F.l1_loss(model(x), target)
+        loss.backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_prompt_weights_are_distributions_over_components():
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    assert model.last_prompt_weights == {}
+    model(torch.rand(3, 3, 32, 32))
+    weights = model.last_prompt_weights
+    assert sorted(weights) == ["prompt1", "prompt2", "prompt3"]
+    for w in weights.values():
+        assert w.shape == (3, PRESETS["tiny"]["prompt_len"]) and not w.requires_grad
+        torch.testing.assert_close(w.sum(dim=1), torch.ones(3))
+        assert (w > 0).all()
+
+
+def test_prompt_free_ablation_runs_without_prompt_modules():
+    model = build_model("tiny", decoder=False)
+    names = model.state_dict().keys()
+    assert not any(n.startswith(("prompt", "noise_level")) for n in names)
+    out = model(torch.rand(1, 3, 24, 24))
+    assert out.shape == (1, 3, 24, 24) and model.last_prompt_weights == {}
