@@ -59,6 +59,8 @@ __all__ = [
     "write_report",
     "render_html",
     "loss_label",
+    "run_labels",
+    "KINDS",
 ]
 
 SNAPSHOT_DIR = "report/run-data"  # committed copies of the runs' small files and evaluations
@@ -407,7 +409,7 @@ def _swapped_psnr(
         def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
             if state["kind"] is None:
                 return None
-            w = torch.as_tensor(means[state["kind"]][level], dtype=output.dtype, device=output.device)
+            w = torch.tensor(means[state["kind"]][level].copy(), dtype=output.dtype, device=output.device)
             return torch.log(w.clamp_min(1e-12)).expand_as(output).clone()
 
         return hook
@@ -522,7 +524,7 @@ def _metric(run: Run, key: str) -> float:
     return float("nan")
 
 
-def _labels(runs: Sequence[Run]) -> list[str]:
+def run_labels(runs: Sequence[Run]) -> list[str]:
     labels = [r.label for r in runs]
     return labels if len(set(labels)) == len(labels) else [r.name for r in runs]
 
@@ -578,7 +580,7 @@ def comparison_table(runs: Sequence[Run]) -> pd.DataFrame:
         if math.isnan(base["SSIM"]):
             base["SSIM"] = float(first.per_image["input_ssim"].mean())
     rows = {"input (no restoration)": base}
-    for label, run in zip(_labels(runs), runs, strict=True):
+    for label, run in zip(run_labels(runs), runs, strict=True):
         rows[label] = {
             "PSNR (dB)": float(run.metrics["best_val_psnr"]),
             "PSNR rain": float(run.metrics["best_val_psnr_rain"]),
@@ -613,7 +615,7 @@ _CONFIG_ROWS = [
     ("min_lr", "final learning rate (cosine)"),
     ("grad_clip", "gradient clipping (norm)"),
     ("ema", "EMA of weights"),
-    ("amp", "mixed precision"),
+    ("precision", "precision (training)"),
     ("val_fraction", "validation fraction"),
     ("seed", "seed"),
     ("max_train_steps", "max steps per epoch"),
@@ -623,8 +625,9 @@ _CONFIG_ROWS = [
 def hyperparameter_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Training settings from each run's ``config.json``, one column per run (rows no run has dropped)."""
     data: dict[str, dict[str, Any]] = {}
-    for label, run in zip(_labels(runs), runs, strict=True):
-        cfg = {**run.config, "device": run.metrics.get("device")}
+    for label, run in zip(run_labels(runs), runs, strict=True):
+        # device and precision as the run used them (config.amp is ignored on CPU, which trains in fp32)
+        cfg = {**run.config, "device": run.metrics.get("device"), "precision": run.metrics.get("precision")}
         data[label] = {title: cfg.get(key) for key, title in [*_CONFIG_ROWS, ("device", "device")]}
     table = pd.DataFrame(data)
     table = table.dropna(how="all")
@@ -722,7 +725,7 @@ def paired_differences(runs: Sequence[Run], reference: int = 0) -> pd.DataFrame:
             f"{ref.name} has no eval/per_image.csv; build the report with its checkpoint at hand"
         )
     rows = {}
-    labels = _labels(runs)
+    labels = run_labels(runs)
     for label, run in zip(labels, runs, strict=True):
         if run is ref or run.per_image is None:
             continue
@@ -775,7 +778,7 @@ def prompt_separation(runs: Sequence[Run]) -> pd.DataFrame:
     nearest-class-mean classifier on that level's weights (0.5 = chance).
     """
     rows = []
-    for label, run in zip(_labels(runs), runs, strict=True):
+    for label, run in zip(run_labels(runs), runs, strict=True):
         if run.per_image is None:
             continue
         df = run.per_image
@@ -836,10 +839,11 @@ def _col(history: pd.DataFrame, *names: str) -> str | None:
 def plot_learning_curves(runs: Sequence[Run]) -> Any:
     """Overlaid curves: training loss (log scale, each in its own units), validation PSNR, PSNR per type."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, run) in enumerate(zip(_labels(runs), runs, strict=True)):
+    for i, (label, run) in enumerate(zip(run_labels(runs), runs, strict=True)):
         h, c = run.history, colors[i % len(colors)]
         x = h[_col(h, "epoch") or h.columns[0]]
         loss_col = _col(h, "train_loss", "loss")
@@ -862,6 +866,7 @@ def plot_learning_curves(runs: Sequence[Run]) -> Any:
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     return fig
 
@@ -871,6 +876,15 @@ def _read_png(path: Path) -> np.ndarray:
 
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
+
+
+def _inset_corner(shape: tuple[int, ...], top: int, left: int, size: int) -> list[float]:
+    """Axes-fraction bounds of a zoom inset in the image corner farthest from the zoomed box."""
+    h, w = shape[:2]
+    cy, cx = (top + size / 2) / h, (left + size / 2) / w  # box centre, 0..1 from the top left
+    x0 = 0.0 if cx > 0.5 else 0.58
+    y0 = 0.58 if cy > 0.5 else 0.0  # inset_axes counts y from the bottom, the image from the top
+    return [x0, y0, 0.42, 0.42]
 
 
 def _visual_images(runs: Sequence[Run], kind: str) -> list[tuple[str, dict[str, Any]]]:
@@ -896,9 +910,9 @@ def plot_visual_grid(runs: Sequence[Run], kind: str) -> Any | None:
     images = _visual_images(runs, kind)
     if not images:
         return None
-    labels = _labels(runs)
+    labels = run_labels(runs)
     ncols = len(runs) + 2
-    fig, axes = plt.subplots(len(images), ncols, figsize=(2.3 * ncols, 2.5 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(len(images), ncols, figsize=(2.3 * ncols, 2.7 * len(images)), squeeze=False)
     for r, (name, box) in enumerate(images):
         ref = runs[0]
         row_pi = ref.per_image.set_index("name").loc[name] if ref.per_image is not None else None
@@ -920,7 +934,7 @@ def plot_visual_grid(runs: Sequence[Run], kind: str) -> Any | None:
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(title if psnr is None else f"{title}\n{psnr:.2f} dB", fontsize=9)
-            inset = ax.inset_axes([0.58, 0.58, 0.42, 0.42])
+            inset = ax.inset_axes(_inset_corner(img.shape, top, left, size))
             inset.imshow(img[top : top + size, left : left + size], interpolation="nearest")
             inset.set_xticks([])
             inset.set_yticks([])
@@ -939,7 +953,9 @@ def plot_psnr_distribution(runs: Sequence[Run]) -> Any | None:
     """Per-image validation PSNR for the input and each run, one panel per degradation type (box + points)."""
     import matplotlib.pyplot as plt
 
-    evaluated = [(label, r) for label, r in zip(_labels(runs), runs, strict=True) if r.per_image is not None]
+    evaluated = [
+        (label, r) for label, r in zip(run_labels(runs), runs, strict=True) if r.per_image is not None
+    ]
     if not evaluated:
         return None
     fig, axes = plt.subplots(1, len(KINDS), figsize=(5.5 * len(KINDS), 3.8), sharey=True)
@@ -965,7 +981,9 @@ def plot_prompt_weights(runs: Sequence[Run]) -> Any | None:
     """Mean prompt-component weights per degradation type: rows = runs, columns = prompt blocks."""
     import matplotlib.pyplot as plt
 
-    evaluated = [(label, r) for label, r in zip(_labels(runs), runs, strict=True) if r.per_image is not None]
+    evaluated = [
+        (label, r) for label, r in zip(run_labels(runs), runs, strict=True) if r.per_image is not None
+    ]
     evaluated = [(label, r) for label, r in evaluated if _prompt_levels(r.per_image)]
     if not evaluated:
         return None
@@ -1013,7 +1031,9 @@ def plot_prompt_projection(runs: Sequence[Run]) -> Any | None:
     """2-D PCA of each image's prompt weights (all levels), coloured by rain/snow; one panel per run."""
     import matplotlib.pyplot as plt
 
-    evaluated = [(label, r) for label, r in zip(_labels(runs), runs, strict=True) if r.per_image is not None]
+    evaluated = [
+        (label, r) for label, r in zip(run_labels(runs), runs, strict=True) if r.per_image is not None
+    ]
     evaluated = [(label, r) for label, r in evaluated if _prompt_levels(r.per_image)]
     if not evaluated:
         return None
@@ -1132,7 +1152,7 @@ def _link(path: Path, out_dir: Path) -> str:
 
 def _analysis(runs: Sequence[Run], table: pd.DataFrame, paired: pd.DataFrame | None) -> list[str]:
     """Sentences about the loss comparison, computed from the table (no hand-written numbers)."""
-    labels = _labels(runs)
+    labels = run_labels(runs)
     scores = {label: float(table.loc[label, "PSNR (dB)"]) for label in labels}
     order = sorted(scores, key=scores.get, reverse=True)
     base = float(table.iloc[0]["PSNR (dB)"])
@@ -1224,7 +1244,7 @@ def write_report(
     hyper = hyperparameter_table(runs)
     first = runs[0]
     cfg = first.config
-    labels = _labels(runs)
+    labels = run_labels(runs)
     data_name = data_name or str(cfg.get("data_dir", "the data set"))
     n_val = len(first.per_image) if first.per_image is not None else None
     counts = first.per_image["kind"].value_counts().to_dict() if first.per_image is not None else {}
