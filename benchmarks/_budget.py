@@ -2,8 +2,9 @@
 
 ``fit`` counts epochs, not seconds, so :func:`train_for_budget` turns seconds into steps: it times a few
 training steps of the same model, batch and patch on random tensors (the probe), plans ``epochs`` x
-``max_train_steps`` so the cosine schedule ends near the budget, and stops ``fit`` at the first epoch end past
-the deadline (the schedule is then cut short; ``schedule_complete`` says so). The budget covers the probe and
+``max_train_steps`` so the cosine schedule ends near the budget, re-plans once from the speed of the first
+epochs (a resumed ``fit`` with the new number of epochs), and stops ``fit`` at the first epoch end past the
+deadline (the schedule is then cut short; ``schedule_complete`` says so). The budget covers the probe and
 ``fit`` (data loading, checkpoints, its own end-of-run validation), not the evaluation on real pairs.
 """
 
@@ -33,6 +34,7 @@ from hw4lib.train import TrainConfig, fit, load_run_model, read_run
 
 EPOCHS_TARGET = 10  # epochs per budget: each ends with a checkpoint, few enough to keep that overhead small
 SAFETY = 0.9  # share of the remaining budget planned as steps (the probe is optimistic: no data, no saves)
+CALIBRATE = 0.2  # share of the first plan's epochs that measures the real speed before the final plan
 
 
 class _BudgetReached(Exception):
@@ -109,7 +111,9 @@ class BudgetRun:
     steps: int
     epochs: int
     planned_steps: int
-    planned_epochs: int
+    planned_epochs: int  # the final plan (after calibration)
+    first_plan_epochs: int  # the plan from the probe
+    steps_per_epoch: int
     schedule_complete: bool
     probe_s_per_step: float | None
     n_train: int
@@ -127,50 +131,76 @@ class BudgetRun:
         return d
 
 
+def replan(done_epochs: int, epoch_seconds: float, remaining_s: float) -> int:
+    """Total epochs: ``done_epochs`` plus as many ``epoch_seconds`` epochs as fit in ``remaining_s``."""
+    return done_epochs + max(0, int(remaining_s / max(epoch_seconds, 1e-6)))
+
+
 def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None = None) -> BudgetRun:
     """Train ``config`` for about ``budget_s`` seconds of wall time (``max_steps``: plan that many instead).
 
+    With the probe, the first ``CALIBRATE`` share of the planned epochs measures the real speed (data, saves
+    and whatever else runs on the machine included); ``fit`` is then resumed with the number of epochs that
+    fills the rest of the budget, so the cosine schedule still ends near the deadline when the probe was off.
     Returns the model of the last epoch (``last.pt``: with a cut-short schedule there may be no ``best.pt``).
     """
     start = time.perf_counter()
+    deadline = start + budget_s
     pairs = find_pairs(resolve(config.data_dir))
     train_pairs, _ = split_pairs(pairs, val_fraction=config.val_fraction, seed=config.seed)
     natural = max(1, len(train_pairs) * config.patches_per_image // config.batch_size)
     probe = None
     if max_steps is None:
         probe = probe_seconds_per_step(config)
-        left = budget_s - (time.perf_counter() - start)
-        total = int(SAFETY * left / probe)
+        total = int(SAFETY * (deadline - time.perf_counter()) / probe)
     else:
         total = max_steps
     epochs, per_epoch = plan(total, natural)
-    config = dataclasses.replace(config, epochs=epochs, max_train_steps=per_epoch, val_every=epochs)
-    deadline = start + budget_s
+    planned_first = epochs
+    calibrate_at = max(1, round(CALIBRATE * epochs)) if probe is not None and epochs >= 3 else None
     probe_text = f"probe {probe:.2f} s/step" if probe is not None else f"--max-steps {max_steps}"
     print(f"budget {budget_s:.0f} s, {probe_text} -> {epochs} epochs x {per_epoch} steps "
           f"(batch {config.batch_size}, patch {config.patch_size}) on {len(train_pairs)} pairs", flush=True)
 
-    def guard(row: dict[str, Any]) -> None:
-        if row["epoch"] < epochs and time.perf_counter() > deadline:
-            raise _BudgetReached
+    def run(epochs: int, stop_after: int | None, resume: bool) -> bool:
+        """fit for ``epochs``; True when it ran to the end, False when stopped (calibration or deadline)."""
+        cfg = dataclasses.replace(config, epochs=epochs, max_train_steps=per_epoch, val_every=epochs)
 
-    complete = True
-    try:
-        fit(config, overwrite=True, on_epoch_end=guard)
-    except _BudgetReached:
-        complete = False
+        def guard(row: dict[str, Any]) -> None:
+            if row["epoch"] < epochs and (row["epoch"] == stop_after or time.perf_counter() > deadline):
+                raise _BudgetReached
+
+        try:
+            fit(cfg, resume=resume, overwrite=not resume, on_epoch_end=guard)
+        except _BudgetReached:
+            return False
+        return True
+
+    run_dir = config.resolved_run_dir()
+    complete = run(epochs, calibrate_at, resume=False)
+    if not complete and calibrate_at is not None:
+        history = read_run(run_dir).history
+        done = int(history["epoch"].iloc[-1])
+        if done == calibrate_at and time.perf_counter() < deadline:
+            # a resume reloads the data and re-checks the baseline: count it like one more epoch
+            epoch_s = float(history["seconds"].median()) * 1.05
+            epochs = max(done + 1, replan(done, epoch_s, deadline - time.perf_counter() - epoch_s))
+            print(f"calibrated: {epoch_s:.1f} s per epoch of {per_epoch} steps -> {epochs} epochs in all",
+                  flush=True)
+            complete = run(epochs, None, resume=True)
     wall = time.perf_counter() - start
-    history = read_run(config.resolved_run_dir()).history
+    history = read_run(run_dir).history
     last = history.iloc[-1]
     loop = float(history["images_per_s"].median()) / config.batch_size
     if not complete:
         print(f"budget reached after epoch {int(last['epoch'])}/{epochs}: the schedule was cut short",
               flush=True)
     return BudgetRun(
-        run_dir=config.resolved_run_dir(), model=load_run_model(config.resolved_run_dir(), "last"),
+        run_dir=run_dir, model=load_run_model(run_dir, "last"),
         budget_s=budget_s, train_wall_s=wall, steps=int(last["step"]), epochs=int(last["epoch"]),
-        planned_steps=epochs * per_epoch, planned_epochs=epochs, schedule_complete=complete,
-        probe_s_per_step=probe, n_train=len(train_pairs), peak_mem_mb=peak_mem_mb(), loop_steps_per_s=loop,
+        planned_steps=epochs * per_epoch, planned_epochs=epochs, first_plan_epochs=planned_first,
+        steps_per_epoch=per_epoch, schedule_complete=complete, probe_s_per_step=probe,
+        n_train=len(train_pairs), peak_mem_mb=peak_mem_mb(), loop_steps_per_s=loop,
     )
 
 

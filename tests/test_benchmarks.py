@@ -52,6 +52,11 @@ def test_plan_spreads_steps_over_epochs():
     assert budget.spread(list(range(4)), None) == [0, 1, 2, 3] and budget.spread([1, 2], 0) == []
 
 
+def test_replan_fills_the_remaining_budget():
+    assert budget.replan(2, epoch_seconds=40.0, remaining_s=330.0) == 10  # 2 done + 8 more whole epochs
+    assert budget.replan(2, epoch_seconds=40.0, remaining_s=-5.0) == 2  # past the deadline: stop here
+
+
 def test_probe_times_a_training_step():
     from hw4lib.train import make_config
 
