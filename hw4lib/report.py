@@ -319,9 +319,9 @@ def evaluate_run(
     out = Path(out_dir) if out_dir is not None else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     device = _device(device)
+    pairs = _validation_pairs(run, data_dir)  # first: a missing data set is the likelier, cheaper error
     model = _load_model(run.path, checkpoint, device)
     model.eval()
-    pairs = _validation_pairs(run, data_dir)
     if not pairs:
         raise ReportError(
             f"{run.name} has no validation images to evaluate; check the data set and val_fraction"
@@ -362,7 +362,7 @@ def evaluate_run(
             top, left, size = _crop_box(degraded, clean)
             visual[name] = {"kind": kind, "top": top, "left": left, "size": size}
     with atomic_write(out / "per_image.csv", "w") as f:
-        table.to_csv(f, index=False, float_format="%.6g")
+        table.to_csv(f, index=False, float_format="%.8g")
     write_json_atomic({"checkpoint": checkpoint, "images": visual}, out / "visual.json")
     run.per_image = table
     return table

@@ -525,3 +525,78 @@ def test_cli_parses_experiment_parameters() -> None:
     assert args.losses == "l1,mse" and args.prefix == "gpu"
     assert {k: experiments._parse_value(v) for k, v in args.parameters} == {"epochs": 25, "preset": "full"}
     assert build_parser().parse_args(["report", "--runs", "runs/gpu-*"]).runs == ["runs/gpu-*"]
+
+
+# -------------------------------------------------------------------------------- evaluation of a checkpoint
+
+
+def _tiny_dataset(root: Path, per_kind: int = 4, size: int = 32) -> Path:
+    """Course layout with noise images; the degraded one has bright streaks."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for sub in ("train/degraded", "train/clean"):
+        (root / sub).mkdir(parents=True)
+    for kind in ("rain", "snow"):
+        for n in range(1, per_kind + 1):
+            clean = rng.integers(60, 190, (size, size, 3), dtype=np.uint8)
+            degraded = clean.copy()
+            degraded[:, n::6] = 250 if kind == "rain" else 230
+            Image.fromarray(clean).save(root / "train" / "clean" / f"{kind}_clean-{n}.png")
+            Image.fromarray(degraded).save(root / "train" / "degraded" / f"{kind}-{n}.png")
+    return root
+
+
+def test_collect_runs_evaluates_a_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from hw4lib.model import build_model
+
+    data = _tiny_dataset(tmp_path / "data")
+    run = make_run(tmp_path / "runs", "t-l1", "l1", 25.0, 24.0, 26.0)
+    config = json.loads((run / "config.json").read_text()) | {"data_dir": str(data), "val_fraction": 0.25}
+    (run / "config.json").write_text(json.dumps(config))
+    torch.manual_seed(0)
+    model = build_model("tiny")
+    for i in (1, 2, 3):  # sharpen the prompt softmax so that rain and snow images get different weights
+        getattr(model, f"prompt{i}").linear_layer.weight.data *= 200
+    torch.save({"model": model.state_dict(), "model_config": {"preset": "tiny"}}, run / "best.pt")
+    snap = tmp_path / "snap"
+    (snap / "old-run").mkdir(parents=True)
+    (snap / "old-run" / "metrics.json").write_text("{}")
+
+    [collected] = report.collect_runs([run], dest=snap, n_visual=1, device="cpu", verbose=False)
+    assert collected.path == snap / "t-l1" and not (snap / "old-run").exists()  # stale snapshot pruned
+    assert not (snap / "t-l1" / "best.pt").exists()  # checkpoints stay out of the snapshot
+    pi = collected.per_image
+    assert sorted(pi["name"]) == sorted(pi["name"].unique()) and sorted(pi["kind"]) == ["rain", "snow"]
+    for level in ("prompt1", "prompt2", "prompt3"):
+        cols = [f"{level}_{j}" for j in range(5)]
+        assert np.allclose(pi[cols].sum(axis=1), 1.0, atol=1e-5)
+    # one validation image per type: its type's mean weights are its own, so the hook must reproduce its PSNR
+    assert (np.abs(pi["psnr_own_mean"] - pi["psnr"]) < 2e-5).all()
+    assert (np.abs(pi["psnr_other_mean"] - pi["psnr"]) > 2e-4).all()  # the other type's prompt changes it
+    assert (pi["input_psnr"] < 30).all()
+    visual = json.loads((snap / "t-l1" / "eval" / "visual.json").read_text())["images"]
+    assert sorted(v["kind"] for v in visual.values()) == ["rain", "snow"]
+    for name in visual:
+        for tag in ("degraded", "restored", "clean"):
+            assert (snap / "t-l1" / "eval" / f"{name}_{tag}.png").is_file()
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    assert report.plot_visual_grid([collected], "rain") is not None
+
+    # the snapshot alone (no checkpoint, no data) rebuilds the same evaluation
+    again = report.load_runs(str(snap / "*"))
+    pd.testing.assert_frame_equal(again[0].per_image, pd.read_csv(snap / "t-l1" / "eval" / "per_image.csv"))
+
+
+def test_evaluation_without_data_says_how_to_get_it(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "runs", "t-l1", "l1", 25.0, 24.0, 26.0)
+    config = json.loads((run / "config.json").read_text()) | {"data_dir": str(tmp_path / "missing")}
+    (run / "config.json").write_text(json.dumps(config))
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(ReportError, match=r"needs its validation images in .*missing.*make demo-data"):
+        report.collect_runs([run], dest=tmp_path / "snap", verbose=False)
