@@ -18,6 +18,7 @@ import csv
 import math
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +64,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # The 8 symmetries of the square (dihedral group D4): k quarter turns after an optional left-right flip.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
 PAD_MULTIPLE = 8  # PromptIR downsamples 3 times by 2 (pixel-unshuffle), so H and W must divide by 8
+FALLBACK_TILE, MIN_FALLBACK_TILE = 512, 64  # tiles tried when a whole image does not fit in GPU memory
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -207,8 +209,7 @@ def _model_device(model: Any) -> torch.device:
 
 def _autocast(device: torch.device, amp: bool | None) -> contextlib.AbstractContextManager:
     """Mixed precision: float16 on CUDA (on by default there), bfloat16 elsewhere (off unless asked)."""
-    enabled = device.type == "cuda" if amp is None else amp
-    if not enabled:
+    if not _autocast_enabled(device, amp):
         return contextlib.nullcontext()
     dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -239,17 +240,52 @@ def _restore_batch(
     tile_batch: int,
     progress: bool,
 ) -> torch.Tensor:
-    """(B, 3, H, W) float in [0, 1] on any device -> restored float32 on ``device``, clamped to [0, 1]."""
+    """(B, 3, H, W) float in [0, 1] on any device -> restored float32 on ``device``, clamped to [0, 1].
+
+    Two safety nets: a CUDA out-of-memory error on a whole image retries it in tiles (512 px, halved while it
+    still does not fit, down to 64); float16 overflow (inf/NaN in the output) retries in float32.
+    """
     fn = _padded(model, multiple)
     if tta:
         fn = _self_ensemble(fn)
     x = x.to(device=device, dtype=torch.float32)
-    with torch.no_grad(), _autocast(device, amp):
-        if tile is None:
-            y = fn(x)
+
+    def run(mixed: bool | None, tile: int | None, overlap: int) -> torch.Tensor:
+        with torch.no_grad(), _autocast(device, mixed):
+            if tile is None:
+                return fn(x)
+            return _tiled(fn, x, tile, overlap, multiple, tile_batch, progress)
+
+    try:
+        y = run(amp, tile, tile_overlap)
+    except torch.cuda.OutOfMemoryError:
+        if tile is not None and tile <= MIN_FALLBACK_TILE:
+            raise
+        y = None
+    fallback = FALLBACK_TILE if tile is None else tile // 2
+    while y is None:  # out of memory: smaller and smaller tiles
+        _empty_cache(device)
+        try:
+            y = run(amp, fallback, min(tile_overlap, fallback // 4))
+        except torch.cuda.OutOfMemoryError:
+            if fallback <= MIN_FALLBACK_TILE:
+                raise
+            fallback //= 2
         else:
-            y = _tiled(fn, x, tile, tile_overlap, multiple, tile_batch, progress)
+            warnings.warn(f"out of GPU memory on {tuple(x.shape)}: ran {fallback} px tiles", stacklevel=2)
+    if not bool(torch.isfinite(y).all()) and _autocast_enabled(device, amp):
+        warnings.warn("mixed precision overflowed (inf/NaN in the output); recomputing in fp32", stacklevel=2)
+        y = run(False, tile, tile_overlap)
     return y.float().clamp(0.0, 1.0)
+
+
+def _autocast_enabled(device: torch.device, amp: bool | None) -> bool:
+    return device.type == "cuda" if amp is None else bool(amp)
+
+
+def _empty_cache(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -738,7 +774,7 @@ def plot_before_after(
     """A grid, one row per test image: degraded | restored | clean (if ``clean_dir`` has it), PSNR in titles.
 
     ``preds``: ``{name: (3, H, W) uint8}`` as :func:`predict_dir` returns or a loaded submission. ``names``:
-    which images (default: the first ``n``). Saved atomically as PNG to ``path`` when given.
+    which images (default: the first ``n``). Saved atomically to ``path`` (PNG; JPEG for ``.jpg``) if given.
     """
     import matplotlib.pyplot as plt
 
@@ -762,9 +798,10 @@ def plot_before_after(
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    if path is not None:
+    if path is not None:  # the format follows the suffix: .jpg keeps photo grids small
+        fmt = Path(path).suffix.lower().lstrip(".") or "png"
         with atomic_write(path, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
+            fig.savefig(f, format="jpeg" if fmt == "jpg" else fmt, dpi=100)
     return fig
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -257,6 +258,40 @@ def test_amp_on_cpu_uses_bfloat16_and_stays_close():
     y32, y16 = restore(model, x), restore(model, x, amp=True)
     assert y16.dtype == torch.float32
     assert (y16 - y32).abs().max() < 0.05
+
+
+def test_out_of_gpu_memory_falls_back_to_tiles():
+    class SmallMemory(nn.Module):
+        """A local model that 'runs out of GPU memory' on inputs above ``side`` x ``side`` pixels."""
+
+        def __init__(self, side: int) -> None:
+            super().__init__()
+            self.inner, self.side = local_convnet(), side
+
+        def forward(self, x):
+            if x.shape[-2] * x.shape[-1] > self.side**2:
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+            return self.inner(x)
+
+    model = SmallMemory(64)
+    x = torch.rand(1, 3, 150, 200)
+    with pytest.warns(UserWarning, match="ran 64 px tiles"):
+        y = restore(model, x)
+    assert torch.allclose(y, restore(model.inner, x), atol=1e-5)  # 512, 256, 128 failed; 64 px tiles worked
+    with warnings.catch_warnings(), pytest.raises(torch.cuda.OutOfMemoryError):
+        warnings.simplefilter("ignore")
+        restore(SmallMemory(32), x)  # not even 64 px tiles fit: the error surfaces
+
+
+def test_mixed_precision_overflow_is_recomputed_in_float32():
+    class OverflowsInHalf(nn.Module):
+        def forward(self, x):
+            return x + float("inf") if torch.is_autocast_enabled(x.device.type) else x
+
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.warns(UserWarning, match="overflowed"):
+        y = restore(OverflowsInHalf(), x, amp=True)
+    assert torch.equal(y, x)
 
 
 # ----------------------------------------------------------------------------------------------------
