@@ -388,15 +388,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
 def _run_import(args: argparse.Namespace) -> int:
     import sys
 
+    from tqdm import tqdm
+
     from hw4lib.paths import resolve
 
     out = resolve(args.out) if args.out is not None else None
+    bar = tqdm(desc="import", unit="pair", disable=None, file=sys.stderr)  # None: only on a terminal
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(1)
+
     try:
         summary = import_pairs(resolve(args.src), kind=args.kind, out=out, test_fraction=args.test_fraction,
-                               seed=args.seed, layout=args.layout, mode=args.mode)
+                               seed=args.seed, layout=args.layout, mode=args.mode, progress=progress)
     except DataError as err:
+        bar.close()
         print(f"error: {err}", file=sys.stderr)
         return 2
+    bar.close()
     print(summary)
     print(f"check it with: python -m hw4lib check-data {summary.out}")
     return 0
