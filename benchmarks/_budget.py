@@ -27,6 +27,7 @@ import torch.nn as nn
 
 from hw4lib.data import Pair, find_pairs, split_pairs
 from hw4lib.infer import evaluate_pairs
+from hw4lib.io import save_torch_atomic
 from hw4lib.losses import build_loss
 from hw4lib.model import build_model
 from hw4lib.paths import resolve
@@ -136,6 +137,20 @@ def replan(done_epochs: int, epoch_seconds: float, remaining_s: float) -> int:
     return done_epochs + max(0, int(remaining_s / max(epoch_seconds, 1e-6)))
 
 
+def _set_cosine_horizon(checkpoint: Path, total_steps: int) -> None:
+    """Make a resumed ``fit`` anneal over ``total_steps``.
+
+    ``fit`` means to take the horizon from the resumed config, but ``LambdaLR.load_state_dict`` copies the
+    saved ``WarmupCosine`` attributes into the new schedule object (the very one ``fit`` then re-installs), so
+    the old horizon wins; writing the new one into the checkpoint works whether or not that gets fixed.
+    """
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    for fn in state["scheduler"].get("lr_lambdas", []):
+        if isinstance(fn, dict) and "total" in fn:
+            fn["total"] = int(total_steps)
+    save_torch_atomic(state, checkpoint)
+
+
 def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None = None) -> BudgetRun:
     """Train ``config`` for about ``budget_s`` seconds of wall time (``max_steps``: plan that many instead).
 
@@ -187,6 +202,7 @@ def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None
             epochs = max(done + 1, replan(done, epoch_s, deadline - time.perf_counter() - epoch_s))
             print(f"calibrated: {epoch_s:.1f} s per epoch of {per_epoch} steps -> {epochs} epochs in all",
                   flush=True)
+            _set_cosine_horizon(run_dir / "last.pt", epochs * per_epoch)
             complete = run(epochs, None, resume=True)
     wall = time.perf_counter() - start
     history = read_run(run_dir).history
