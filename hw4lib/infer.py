@@ -837,8 +837,13 @@ def load_model(
     ``hw4lib.model.PRESETS`` entry).
     """
     ckpt_path = None if str(checkpoint) in ("best", "last") else Path(checkpoint)
-    if ckpt_path is not None and not ckpt_path.is_file() and run is not None:
-        ckpt_path = _find_run(run) / ckpt_path  # a file name inside the run folder
+    if ckpt_path is not None:  # from the current folder, the repository root or inside the run folder
+        candidates = [ckpt_path, paths.resolve(ckpt_path), *([_find_run(run) / ckpt_path] if run else [])]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            looked = ", ".join(str(c) for c in candidates)
+            raise FileNotFoundError(f"checkpoint {checkpoint} not found (looked at {looked})")
+        ckpt_path = found.resolve()
     if ckpt_path is None:
         if run is None:
             raise ValueError("pass a run folder (--run) or a checkpoint file (--checkpoint PATH)")
@@ -846,8 +851,6 @@ def load_model(
 
         model = load_run_model(_find_run(run), checkpoint=str(checkpoint))
     else:
-        if not ckpt_path.is_file():
-            raise FileNotFoundError(f"checkpoint {checkpoint} not found")
         try:
             obj = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         except Exception:  # Lightning pickles objects that weights_only refuses; let the model loader decide

@@ -568,7 +568,7 @@ def make_run(tmp_path):
     return run, model
 
 
-def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path):
+def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path, monkeypatch):
     run, model = make_run(tmp_path)
     x = smooth_image(16, 16)
     reference = model(x)
@@ -582,6 +582,10 @@ def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path
     assert torch.allclose(official(x), reference, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="nope"):
         infer.load_model(tmp_path / "nope")
+    with pytest.raises(FileNotFoundError, match="other.pt"):
+        infer.load_model(run, "other.pt")
+    monkeypatch.chdir(run)  # a relative file name from the current folder, without a run
+    assert torch.allclose(infer.load_model(None, "last.pt")(x), reference, atol=1e-6)
 
 
 def test_cli_predict_then_score(tmp_path, capsys):
