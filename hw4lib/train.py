@@ -777,16 +777,26 @@ def _fit(
     run_dir = config.resolved_run_dir()
     last_path = run_dir / "last.pt"
     resuming = resume and last_path.is_file()
+    refusal: RunExistsError | None = None
     if ddp.main:
         if not resuming and (last_path.is_file() or (run_dir / "history.csv").is_file()):
             if not overwrite:
-                raise RunExistsError(
+                refusal = RunExistsError(
                     f"{run_dir} already holds a run; pass resume=True (--resume) to continue it or "
                     "overwrite=True (--overwrite) to start over, or choose another name"
                 )
-            _clear_run(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        config.to_json(run_dir / "config.json")
+            else:
+                _clear_run(run_dir)
+        if refusal is None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config.to_json(run_dir / "config.json")
+    if ddp.active:  # every process stops when the main one refuses, instead of waiting for it forever
+        flag = torch.tensor([float(refusal is not None)], device=device)
+        dist.all_reduce(flag)
+        if flag.item() and refusal is None:
+            refusal = RunExistsError(f"{run_dir} already holds a run (see the main process's message)")
+    if refusal is not None:
+        raise refusal
     log = _Log(run_dir / "log.txt" if ddp.main else None)
     if resume and not resuming:
         log(f"no {last_path} to resume from: starting a fresh run")
@@ -856,6 +866,8 @@ def _fit(
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
         scheduler.lr_lambdas[0] = schedule  # the horizon follows the current config (more epochs: longer)
+        for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
+            group["lr"] = base_lr * schedule(scheduler.last_epoch)
         if ckpt.get("scaler"):
             scaler.load_state_dict(ckpt["scaler"])
         if ema is not None:
