@@ -250,6 +250,11 @@ def _balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
 
 def _validation_pairs(run: Run, data_dir: str | os.PathLike[str] | None) -> list[Any]:
     """The run's validation pairs: the training engine's split of its data set (same fraction, seed, cap)."""
+    return _split(run, data_dir)[2]
+
+
+def _split(run: Run, data_dir: str | os.PathLike[str] | None) -> tuple[list[Any], list[Any], list[Any]]:
+    """(all pairs, validation pairs, the validation pairs training scores: capped at val_max_images)."""
     from hw4lib import data as hdata
 
     root = paths.resolve(data_dir or run.config.get("data_dir") or paths.data_dir("demo"))
@@ -262,7 +267,7 @@ def _validation_pairs(run: Run, data_dir: str | os.PathLike[str] | None) -> list
     _, val = hdata.split_pairs(
         pairs, val_fraction=float(run.config.get("val_fraction", 0.1)), seed=int(run.config.get("seed", 0))
     )
-    return _balanced(val, run.config.get("val_max_images"))
+    return pairs, val, _balanced(val, run.config.get("val_max_images"))
 
 
 def _load_model(run_dir: Path, checkpoint: str, device: str = "cpu") -> Any:
@@ -319,7 +324,8 @@ def evaluate_run(
     out = Path(out_dir) if out_dir is not None else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
     device = _device(device)
-    pairs = _validation_pairs(run, data_dir)  # first: a missing data set is the likelier, cheaper error
+    # first: a missing data set is the likelier, cheaper error
+    all_pairs, val_all, pairs = _split(run, data_dir)
     model = _load_model(run.path, checkpoint, device)
     model.eval()
     if not pairs:
@@ -363,7 +369,9 @@ def evaluate_run(
             visual[name] = {"kind": kind, "top": top, "left": left, "size": size}
     with atomic_write(out / "per_image.csv", "w") as f:
         table.to_csv(f, index=False, float_format="%.8g")
-    write_json_atomic({"checkpoint": checkpoint, "images": visual}, out / "visual.json")
+    split = {"pairs": len(all_pairs), "train": len(all_pairs) - len(val_all), "val": len(val_all),
+             "evaluated": len(pairs)}  # fmt: skip
+    write_json_atomic({"checkpoint": checkpoint, "split": split, "images": visual}, out / "visual.json")
     run.per_image = table
     return table
 
@@ -1260,9 +1268,9 @@ def write_report(
     cfg = first.config
     labels = run_labels(runs)
     data_name = data_name or str(cfg.get("data_dir", "the data set"))
-    n_val = len(first.per_image) if first.per_image is not None else None
     counts = first.per_image["kind"].value_counts().to_dict() if first.per_image is not None else {}
-    n_train = first.metrics.get("train_images") or first.metrics.get("n_train")
+    visual_meta = first.eval_dir / "visual.json"
+    split_info = json.loads(visual_meta.read_text()).get("split", {}) if visual_meta.is_file() else {}
 
     numbers = {"figure": 0, "section4": 0}
 
@@ -1304,20 +1312,28 @@ def write_report(
             "",
         ]
     )
-    split = f"{_fmt(float(cfg['val_fraction']) * 100, 0)}%" if "val_fraction" in cfg else "a fixed fraction"
-    val_text = (
-        f"{n_val} validation pairs ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})"
-        if n_val
-        else "a validation split"
-    )
+    fraction = f"{float(cfg['val_fraction']):.0%}" if "val_fraction" in cfg else "a fixed fraction"
+    by_kind = f" ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))})" if counts else ""
+    seed = cfg.get("seed", 0)
+    if split_info:
+        capped = split_info.get("evaluated", split_info["val"]) < split_info["val"]
+        held_out = (
+            f"Of the {split_info['pairs']} pairs, {fraction} of each type (seed {seed}) is held out: "
+            f"{split_info['val']} validation pairs{'' if capped else by_kind} and {split_info['train']} "
+            "training pairs"
+        )
+        if capped:
+            held_out += (
+                f"; {split_info['evaluated']} of the validation pairs{by_kind}, balanced by type, are scored"
+            )
+    else:
+        held_out = f"{fraction} of the pairs of each type (seed {seed}) is held out for validation"
     patch = cfg.get("patch_size")
     md.append(
         f"Pairs of degraded and clean images are read from `{data_name}` (course layout: "
         "`train/degraded/{rain,snow}-N.png` with `train/clean/{rain,snow}_clean-N.png`). "
-        + (f"{n_train} pairs train the model and " if n_train else "")
-        + f"{split} of the pairs of each type, chosen with seed {cfg.get('seed', 0)}, are held out: "
-        f"{val_text}, "
-        "the same for every variant. Pixels are scaled to [0, 1]; "
+        + held_out
+        + ", the same for every variant. Pixels are scaled to [0, 1]; "
         + (f"training uses random {patch}x{patch} crops" if patch else "training uses whole images")
         + (
             f" ({cfg['patches_per_image']} per image per epoch)"
@@ -1448,22 +1464,26 @@ def write_report(
             total = separation[separation["level"] == "all"]
             if not total.empty:
                 best = total.loc[total["LOO acc"].idxmax()]
+                acc = float(best["LOO acc"])
+                verdict = (
+                    "the model has learned, without being told, which degradation it is looking at."
+                    if acc >= 0.9
+                    else "the prompts partly encode the degradation type."
+                    if acc >= 0.7
+                    else "at this training scale the prompts do not (yet) encode the degradation type."
+                )
                 md += [
-                    f"From the prompt weights alone, rain and snow are told apart for {best['LOO acc']:.0%} "
-                    "of "
-                    f"the validation images ({best['run']}, all levels). "
-                    + (
-                        "The model has learned, without being told, which degradation it is looking at."
-                        if best["LOO acc"] >= 0.9
-                        else "The types are only partly separated in the prompt weights at this scale."
-                    ),
+                    "Classifying each validation image as rain or snow by the nearer mean of its prompt "
+                    f"weights (all levels, leave-one-out) is right for {acc:.0%} of them at best "
+                    f"({best['run']}; chance is 50%): {verdict}",
                     "",
                 ]
         md += fig("prompt_weights", "Mean prompt weights per degradation type at each prompt block.")
         md += fig("prompt_pca", "Per-image prompt weights, first two principal components.")
         if swaps:
             costs = "; ".join(
-                f"{label}: " + ", ".join(f"{k} images {v:+.2f} dB" for k, v in t["swap cost (dB)"].items())
+                f"{label}: "
+                + ", ".join(f"{k} images {round(v, 2) + 0.0:+.2f} dB" for k, v in t["swap cost (dB)"].items())
                 for label, t in swaps.items()
             )
             worst = min(float(t["swap cost (dB)"].min()) for t in swaps.values())
@@ -1475,8 +1495,8 @@ def write_report(
                     "Handing the model the other type's prompt costs clearly more than the spread between "
                     "variants: the decoder uses the prompt to decide how to restore."
                     if worst < -0.3
-                    else "The cost is small: at this scale the decoder does not rely much on the prompt to "
-                    "tell rain from snow; the features themselves carry that information."
+                    else "The cost is small: at this training scale the decoder's output hardly depends on "
+                    "which type's prompt it gets."
                 ),
                 "",
             ]
