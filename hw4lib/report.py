@@ -201,13 +201,18 @@ def load_run(run_dir: str | os.PathLike[str]) -> Run:
     return Run(run_dir.name, run_dir, config, metrics, history, per_image)
 
 
+def _looks_like_run(folder: Path) -> bool:
+    """A folder a glob should match: it holds one of a run's files (others, e.g. bench/, are skipped)."""
+    return folder.is_dir() and any((folder / name).is_file() for name in SMALL_FILES)
+
+
 def _expand(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
     items = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
     found: list[Path] = []
     for item in items:
         text = str(item)
         if any(ch in text for ch in "*?["):
-            matches = sorted(Path(p) for p in glob.glob(str(paths.resolve(text))) if Path(p).is_dir())
+            matches = sorted(Path(p) for p in glob.glob(str(paths.resolve(text))) if _looks_like_run(Path(p)))
             if not matches:
                 raise ReportError(
                     f"no run folders match {text!r} (under {paths.repo_root()}); train them first, e.g. "

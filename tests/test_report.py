@@ -600,3 +600,19 @@ def test_evaluation_without_data_says_how_to_get_it(tmp_path: Path) -> None:
     (run / "best.pt").write_bytes(b"")
     with pytest.raises(ReportError, match=r"needs its validation images in .*missing.*make demo-data"):
         report.collect_runs([run], dest=tmp_path / "snap", verbose=False)
+
+
+def test_glob_skips_folders_that_are_not_runs(three_runs: list[Path]) -> None:
+    (three_runs[0].parent / "bench").mkdir()
+    (three_runs[0].parent / "bench" / "bench-rain100l-tiny.json").write_text("{}")
+    unfinished = three_runs[0].parent / "demo-zz"
+    unfinished.mkdir()
+    (unfinished / "config.json").write_text("{}")
+    with pytest.raises(ReportError, match="demo-zz has no metrics.json"):
+        report.load_runs(str(three_runs[0].parent / "*"))
+    (unfinished / "config.json").unlink()
+    assert [r.name for r in report.load_runs(str(three_runs[0].parent / "*"))] == [
+        "demo-l1",
+        "demo-l1_ssim",
+        "demo-mse",
+    ]
