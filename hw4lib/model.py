@@ -131,7 +131,8 @@ class _TransposedAttention(torch.autograd.Function):
 
     Same maths as the official (F.normalize on q and k, then q @ k^T), written so that nothing of image size
     is copied: q k^T is divided by the outer product of the norms, all products read and write channels-last
-    memory in place, and the backward fills one (B, 3C, H, W) gradient buffer.
+    memory in place, and the backward fills one (B, 3C, H, W) gradient buffer. The products run in the dtype
+    of qkv (half precision under autocast), the small (c, c) maths in at least float32.
     """
 
     @staticmethod
@@ -140,18 +141,21 @@ class _TransposedAttention(torch.autograd.Function):
         qkv = _channels_last(qkv)
         x = _pixel_major(qkv)  # b (h w) (3 head c)
         width = x.shape[-1] // 3
-        norms = torch.linalg.vector_norm(x[..., : 2 * width], dim=1)  # b (2 head c): |q_i|, |k_j| over pixels
-        inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, num_heads, -1))  # b 2 head c
-        scale = temperature * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]  # b head c c
-        scores = x.new_empty(scale.shape)  # q_i . k_j
-        out = x.new_empty(b, h * w, width)
-        for i in range(b):
-            q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head (h w) c
-            torch.bmm(q.transpose(1, 2), k, out=scores[i])
-        attn = torch.softmax(scores * scale, dim=-1)  # b head c c
-        for i in range(b):  # out^T = v^T attn^T, written pixel-major
-            out_i = out[i].unflatten(1, (num_heads, -1)).transpose(0, 1)
-            torch.bmm(_heads(x[i], 2, num_heads), attn[i].transpose(1, 2), out=out_i)
+        acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
+        with torch.autocast(qkv.device.type, enabled=False):
+            norms = torch.linalg.vector_norm(x[..., : 2 * width], dim=1, dtype=acc)  # b (2 head c)
+            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, num_heads, -1))  # b 2 head c
+            scale = temperature.to(acc) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]  # b head c c
+            scores = x.new_empty(scale.shape)  # q_i . k_j
+            for i in range(b):
+                q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head (h w) c
+                torch.bmm(q.transpose(1, 2), k, out=scores[i])
+            attn = torch.softmax(scores.to(acc) * scale, dim=-1)  # b head c c
+            attn_x = attn.to(x.dtype)
+            out = x.new_empty(b, h * w, width)
+            for i in range(b):  # out^T = v^T attn^T, written pixel-major
+                out_i = out[i].unflatten(1, (num_heads, -1)).transpose(0, 1)
+                torch.bmm(_heads(x[i], 2, num_heads), attn_x[i].transpose(1, 2), out=out_i)
         ctx.num_heads = num_heads
         ctx.save_for_backward(qkv, temperature, norms, scores, scale, attn)
         return out.unflatten(1, (h, w)).permute(0, 3, 1, 2)  # b (h w) c -> b c h w, channels-last
@@ -160,32 +164,37 @@ class _TransposedAttention(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         qkv, temperature, norms, scores, scale, attn = ctx.saved_tensors
-        n = ctx.num_heads
-        b = qkv.shape[0]
-        x, g = _pixel_major(qkv), _pixel_major(_channels_last(grad_out))  # b (h w) 3C, b (h w) C
-        grad_x = torch.empty_like(x)
-        grad_attn = torch.empty_like(attn)
-        for i in range(b):
-            g_i = g[i].unflatten(1, (n, -1)).transpose(0, 1)  # head (h w) c
-            torch.bmm(g_i, attn[i], out=_heads(grad_x[i], 2, n))  # dv = g attn
-            torch.bmm(g_i.transpose(1, 2), _heads(x[i], 2, n), out=grad_attn[i])  # dattn = g^T v
-        grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
-        grad_scores = grad_logits * scale
-        inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, n, -1))  # b 2 head c
-        cosine = scores * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]
-        grad_temperature = (grad_logits * cosine).sum(dim=(0, 2, 3)).view_as(temperature)
-        # the norms: logits = scores * T / (|q_i| |k_j|), and d|q|/dq = q / |q|
-        logit_grad = grad_scores * scores  # b head c c
-        inv_sq = torch.where(norms > 1e-12, norms.clamp_min(1e-12).pow(-2), 0.0)  # b 2C
-        radial = -torch.cat([logit_grad.sum(-1).flatten(1), logit_grad.sum(-2).flatten(1)], 1) * inv_sq
+        n, b = ctx.num_heads, qkv.shape[0]
+        x = _pixel_major(qkv)  # b (h w) 3C
+        g = _pixel_major(_channels_last(grad_out.to(x.dtype)))  # b (h w) C
         width = x.shape[-1] // 3
-        torch.mul(x[..., : 2 * width], radial[:, None, :], out=grad_x[..., : 2 * width])
-        for i in range(b):
-            _heads(grad_x[i], 0, n).baddbmm_(
-                _heads(x[i], 1, n), grad_scores[i].transpose(1, 2)
-            )  # dq += k dS^T
-            _heads(grad_x[i], 1, n).baddbmm_(_heads(x[i], 0, n), grad_scores[i])  # dk += q dS
-        return grad_x.unflatten(1, qkv.shape[2:]).permute(0, 3, 1, 2), grad_temperature, None
+        with torch.autocast(qkv.device.type, enabled=False):
+            grad_x = torch.empty_like(x)
+            grad_attn = x.new_empty(attn.shape)
+            attn_x = attn.to(x.dtype)
+            for i in range(b):
+                g_i = g[i].unflatten(1, (n, -1)).transpose(0, 1)  # head (h w) c
+                torch.bmm(g_i, attn_x[i], out=_heads(grad_x[i], 2, n))  # dv = g attn
+                torch.bmm(g_i.transpose(1, 2), _heads(x[i], 2, n), out=grad_attn[i])  # dattn = g^T v
+            grad_attn = grad_attn.to(attn.dtype)
+            grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
+            grad_scores = grad_logits * scale  # b head c c
+            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, n, -1))  # b 2 head c
+            cosine = scores.to(attn.dtype) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]
+            grad_temperature = (grad_logits * cosine).sum(dim=(0, 2, 3)).view_as(temperature)
+            # through the norms: logits = scores * T / (|q_i| |k_j|), and d|q|/dq = q / |q|
+            logit_grad = grad_scores * scores.to(attn.dtype)  # b head c c
+            inv_sq = torch.where(norms > 1e-12, norms.clamp_min(1e-12).pow(-2), 0.0)  # b 2C
+            radial = -torch.cat([logit_grad.sum(-1).flatten(1), logit_grad.sum(-2).flatten(1)], 1) * inv_sq
+            torch.mul(x[..., : 2 * width], radial[:, None, :].to(x.dtype), out=grad_x[..., : 2 * width])
+            grad_scores = grad_scores.to(x.dtype)
+            for i in range(b):
+                _heads(grad_x[i], 0, n).baddbmm_(
+                    _heads(x[i], 1, n), grad_scores[i].transpose(1, 2)
+                )  # dq += k dS^T
+                _heads(grad_x[i], 1, n).baddbmm_(_heads(x[i], 0, n), grad_scores[i])  # dk += q dS
+        grad_qkv = grad_x.unflatten(1, qkv.shape[2:]).permute(0, 3, 1, 2)
+        return grad_qkv, grad_temperature.to(temperature.dtype), None
 
 
 class Attention(nn.Module):
@@ -207,12 +216,16 @@ class Attention(nn.Module):
 
 
 class _GatedGelu(torch.autograd.Function):
-    """gelu(x1) * x2 for x = cat(x1, x2) along channels; the backward fills one gradient buffer (no cat)."""
+    """gelu(x1) * x2 for x = cat(x1, x2) along channels; the backward fills one gradient buffer (no cat).
+
+    The gate is copied to dense memory first: in channels-last layout it is every other run of channels, and
+    the erf-based GELU kernels are about 3x slower on such strided input than a copy plus a dense GELU.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         gate, value = x.chunk(2, dim=1)
-        gelu_gate = F.gelu(gate)
+        gelu_gate = F.gelu(gate.clone())  # clone: dense, in the layout of x
         ctx.save_for_backward(x, gelu_gate)
         return gelu_gate * value
 
@@ -224,7 +237,9 @@ class _GatedGelu(torch.autograd.Function):
         grad_x = torch.empty_like(x)
         grad_gate, grad_value = grad_x.chunk(2, dim=1)
         torch.mul(grad, gelu_gate, out=grad_value)
-        torch.ops.aten.gelu_backward.grad_input(grad * value, gate, grad_input=grad_gate)
+        grad_gelu = grad * value
+        torch.ops.aten.gelu_backward.grad_input(grad_gelu, gate.clone(), grad_input=grad_gelu)  # in place
+        grad_gate.copy_(grad_gelu)
         return grad_x
 
 
