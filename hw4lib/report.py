@@ -56,6 +56,10 @@ __all__ = [
     "plot_prompt_swap",
     "prompt_swap_table",
     "load_benchmarks",
+    "collect_benchmarks",
+    "format_table",
+    "to_markdown",
+    "to_latex",
     "write_report",
     "render_html",
     "loss_label",
@@ -253,13 +257,9 @@ def _balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
     return out
 
 
-def _validation_pairs(run: Run, data_dir: str | os.PathLike[str] | None) -> list[Any]:
-    """The run's validation pairs: the training engine's split of its data set (same fraction, seed, cap)."""
-    return _split(run, data_dir)[2]
-
-
 def _split(run: Run, data_dir: str | os.PathLike[str] | None) -> tuple[list[Any], list[Any], list[Any]]:
-    """(all pairs, validation pairs, the validation pairs training scores: capped at val_max_images)."""
+    """The training engine's split of the run's data set (same fraction, seed and cap): all pairs, validation
+    pairs, and the validation pairs training scores (at most ``val_max_images``, balanced by type)."""
     from hw4lib import data as hdata
 
     root = paths.resolve(data_dir or run.config.get("data_dir") or paths.data_dir("demo"))
