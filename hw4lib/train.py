@@ -63,6 +63,7 @@ __all__ = [
     "RECIPES",
     "make_config",
     "fit",
+    "initial_model",
     "RunResult",
     "TrainingDiverged",
     "RunExistsError",
@@ -71,6 +72,7 @@ __all__ = [
     "evaluate",
     "identity_baseline",
     "plot_history",
+    "lr_curve",
     "plot_samples",
     "TIME_COLUMNS",
     "add_commands",
@@ -119,6 +121,7 @@ class TrainConfig:
     # model
     preset: str = "full"  # hw4lib.model.PRESETS: full (official), small, tiny
     model_overrides: dict[str, Any] = field(default_factory=dict)  # extra build_model keyword arguments
+    identity_init: bool = False  # zero the output convolution: the untrained model is the identity map
     # hardware
     seed: int = 0
     device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:1, ...
@@ -503,6 +506,15 @@ class WarmupCosine:
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def _schedule(config: TrainConfig, steps_per_epoch: int) -> WarmupCosine:
+    horizon = config.schedule_epochs if config.schedule_epochs is not None else config.epochs
+    return WarmupCosine(
+        warmup=round(config.warmup_epochs * steps_per_epoch),
+        total=round(horizon * steps_per_epoch),
+        min_ratio=config.min_lr / config.lr,
+    )
+
+
 class ModelEMA:
     """Exponential moving average of a model's weights, with the usual warm-up of the decay
     (``min(decay, (1 + n) / (10 + n))`` after n updates) so short runs are not dominated by the initial
@@ -765,6 +777,18 @@ def fit(
             dist.destroy_process_group()
 
 
+def initial_model(config: TrainConfig) -> nn.Module:
+    """The untrained model of a run (seed the RNG first for reproducible weights)."""
+    model = build_model(config.preset, **config.model_kwargs())
+    if config.identity_init:
+        # With the global residual (output = conv(features) + input), a zero last convolution makes the
+        # untrained model return its input: no early steps spent unlearning random noise on clean pixels.
+        nn.init.zeros_(model.output.weight)
+        if model.output.bias is not None:
+            nn.init.zeros_(model.output.bias)
+    return model
+
+
 def _fit(
     config: TrainConfig,
     ddp: _Dist,
@@ -834,17 +858,12 @@ def _fit(
     )
 
     # -- model, loss, optimizer, schedule
-    model = build_model(config.preset, **config.model_kwargs()).to(device)
+    model = initial_model(config).to(device)
     model_config = {"preset": config.preset, **model.config}
     n_params = count_parameters(model)
     criterion = build_loss(config.loss, alpha=config.alpha).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    horizon = config.schedule_epochs if config.schedule_epochs is not None else config.epochs
-    schedule = WarmupCosine(
-        warmup=round(config.warmup_epochs * steps_per_epoch),
-        total=round(horizon * steps_per_epoch),
-        min_ratio=config.min_lr / config.lr,
-    )
+    schedule = _schedule(config, steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     ema = ModelEMA(model, config.ema) if config.ema > 0 else None
@@ -865,7 +884,10 @@ def _fit(
         model.load_state_dict(ckpt["train_model"] if ckpt.get("train_model") is not None else ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        scheduler.lr_lambdas[0] = schedule  # the horizon follows the current config (more epochs: longer)
+        # load_state_dict copied the saved schedule's fields into `schedule`; a fresh one makes the horizon
+        # follow the current config (resuming with more epochs stretches the cosine)
+        schedule = _schedule(config, steps_per_epoch)
+        scheduler.lr_lambdas[0] = schedule
         for group, base_lr in zip(optimizer.param_groups, scheduler.base_lrs, strict=True):
             group["lr"] = base_lr * schedule(scheduler.last_epoch)
         if ckpt.get("scaler"):
@@ -1018,7 +1040,7 @@ def _fit(
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # the plain bar: no widget warnings inside notebooks
 
     return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
@@ -1109,15 +1131,29 @@ def _save_samples(
 # Figures (the notebook calls these)
 
 
-def plot_history(history: Any, input_psnr: float | None = None, path: str | os.PathLike[str] | None = None):
+def lr_curve(config: TrainConfig, steps_per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The learning rate of every optimizer step of a run: (epoch position of each step, lr)."""
+    schedule = _schedule(config, steps_per_epoch)
+    steps = np.arange(config.epochs * steps_per_epoch)
+    return (steps + 1) / steps_per_epoch, np.array([config.lr * schedule(int(k)) for k in steps])
+
+
+def plot_history(
+    history: Any,
+    input_psnr: float | None = None,
+    path: str | os.PathLike[str] | None = None,
+    config: TrainConfig | None = None,
+):
     """Learning curves: train loss, validation PSNR (overall and per type, with the identity baseline) and the
-    learning rate, side by side. Saves a PNG to ``path`` when given; returns the figure."""
+    learning rate (every step when ``config`` is given, else the last step of each epoch). Saves a PNG to
+    ``path`` when given; returns the figure."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     h = _history_frame(history) if isinstance(history, list) else history
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.6))
     axes[0].plot(h["epoch"], h["train_loss"], marker="o")
-    axes[0].set(title="train loss", xlabel="epoch", yscale="log")
+    axes[0].set(title="train loss (mean over the epoch)", xlabel="epoch", yscale="log")
     axes[1].plot(h["epoch"], h["val_psnr"], marker="o", label="all", color="k")
     for kind in DEGRADATIONS:
         if f"val_psnr_{kind}" in h:
@@ -1126,10 +1162,16 @@ def plot_history(history: Any, input_psnr: float | None = None, path: str | os.P
         axes[1].axhline(input_psnr, ls="--", color="gray", label="input (identity)")
     axes[1].set(title="validation PSNR (dB)", xlabel="epoch")
     axes[1].legend(fontsize=8)
-    axes[2].plot(h["epoch"], h["lr"], marker="o")
-    axes[2].set(title="learning rate (last step of the epoch)", xlabel="epoch", yscale="log")
+    if config is not None and len(h):
+        x, lr = lr_curve(config, int(h["step"].iloc[0] // h["epoch"].iloc[0]))
+        axes[2].plot(x, lr)
+        axes[2].set(title="learning rate (every step)", xlabel="epoch", yscale="log")
+    else:
+        axes[2].plot(h["epoch"], h["lr"], marker="o")
+        axes[2].set(title="learning rate (last step of each epoch)", xlabel="epoch", yscale="log")
     for ax in axes:
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     if path is not None:
         _save_figure(fig, path)

@@ -6,6 +6,7 @@ so each fit takes a few seconds on 2 CPU cores.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -169,6 +170,11 @@ def test_resume_continues_exactly(data_root, tmp_path, ema_run):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
     assert a["ema"] == b["ema"] and a["ema"]["num_updates"] == 8
 
+    # resuming a finished run with more epochs stretches the cosine over the new horizon
+    longer = fit(dataclasses.replace(config, epochs=4, min_lr=1e-5), resume=True)
+    expected = [config.lr * WarmupCosine(2, 16, 1e-5 / config.lr)(k) for k in (11, 15)]  # last steps of 3, 4
+    assert longer.history["lr"].iloc[2:].tolist() == pytest.approx(expected, rel=1e-9)
+
 
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, tmp_path, monkeypatch):
     real_build_loss = train.build_loss
@@ -237,6 +243,15 @@ def test_global_batches_split_evenly_across_processes():
     assert list(one) != epoch2  # each epoch has its own order
     tiny = train._GlobalOrderBatches(3, batch_size=4, steps=1, world=1, rank=0, seed=0)
     assert sorted({i for _, i in next(iter(tiny))}) == [0, 1, 2]  # wraps around a set smaller than a batch
+
+
+def test_identity_init_starts_as_the_identity_map():
+    x = torch.rand(2, 3, 20, 28)
+    model = train.initial_model(TrainConfig(preset="tiny", model_overrides=MICRO, identity_init=True))
+    with torch.no_grad():
+        assert torch.equal(model(x), x)
+        other = train.initial_model(TrainConfig(preset="tiny", model_overrides=MICRO))
+        assert (other(x) - x).abs().max() > 1e-3
 
 
 def test_warmup_cosine_schedule():
