@@ -20,6 +20,12 @@ import numpy as np
 __all__ = ["atomic_write", "save_torch_atomic", "write_json_atomic", "write_text_atomic", "save_png_atomic"]
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temporary file next to ``path`` for writing; on success it replaces ``path`` atomically.
@@ -40,6 +46,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb", encoding: str |
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _default_file_mode())  # mkstemp makes 0600; a finished file gets the usual umask mode
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -79,3 +79,14 @@ def test_png_roundtrip(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         save_png_atomic(img.astype(np.float32), tmp_path / "f.png")
     assert _leftovers(tmp_path) == ["p.png"]
+
+
+def test_finished_file_gets_the_umask_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    target = tmp_path / "out.json"
+    write_json_atomic({"a": 1}, target)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
