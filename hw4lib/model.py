@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from einops import rearrange
 from torch.autograd.function import once_differentiable
 
 __all__ = [
@@ -108,7 +109,7 @@ class LayerNorm(nn.Module):
         self.body = WithBiasLayerNorm(dim) if LayerNorm_type == "WithBias" else BiasFreeLayerNorm(dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # b c h w -> b h w c -> b c h w
+        return rearrange(self.body(rearrange(x, "b c h w -> b h w c")), "b h w c -> b c h w")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -116,14 +117,28 @@ class LayerNorm(nn.Module):
 
 
 def _pixel_major(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) channels-last tensor -> (B, H*W, C) view of the same memory."""
-    return x.permute(0, 2, 3, 1).flatten(1, 2)
+    """(B, C, H, W) -> (B, H*W, C): a view of the same memory when ``x`` is channels-last."""
+    return rearrange(x, "b c h w -> b (h w) c")
 
 
 def _heads(x: torch.Tensor, part: int, num_heads: int) -> torch.Tensor:
     """Part ``part`` (q, k, v = 0, 1, 2) of a pixel-major (HW, 3C) qkv matrix as a (head, HW, c) view."""
     width = x.shape[-1] // 3
-    return x[:, part * width : (part + 1) * width].unflatten(1, (num_heads, -1)).transpose(0, 1)
+    return rearrange(x[:, part * width : (part + 1) * width], "hw (head c) -> head hw c", head=num_heads)
+
+
+def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """L2 norms over dim 1 of a (B, N, C) tensor, as sums of squares over blocks of rows.
+
+    Over this (outer) axis torch's norm kernel is not vectorised (~10x slower), and squaring all of a large
+    tensor at once costs a fresh allocation; blocks of ~4 M elements avoid both.
+    """
+    b, n, c = x.shape
+    rows = max(1, 2**22 // (b * c))
+    total = x.new_zeros((b, c), dtype=dtype)
+    for start in range(0, n, rows):
+        total += x[:, start : start + rows].to(dtype).square().sum(dim=1)
+    return total.sqrt()
 
 
 class _TransposedAttention(torch.autograd.Function):
@@ -143,22 +158,22 @@ class _TransposedAttention(torch.autograd.Function):
         width = x.shape[-1] // 3
         acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
         with torch.autocast(qkv.device.type, enabled=False):
-            norms = torch.linalg.vector_norm(x[..., : 2 * width], dim=1, dtype=acc)  # b (2 head c)
+            norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
             inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, num_heads, -1))  # b 2 head c
             scale = temperature.to(acc) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]  # b head c c
             scores = x.new_empty(scale.shape)  # q_i . k_j
             for i in range(b):
-                q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head (h w) c
+                q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head hw c
                 torch.bmm(q.transpose(1, 2), k, out=scores[i])
             attn = torch.softmax(scores.to(acc) * scale, dim=-1)  # b head c c
             attn_x = attn.to(x.dtype)
             out = x.new_empty(b, h * w, width)
             for i in range(b):  # out^T = v^T attn^T, written pixel-major
-                out_i = out[i].unflatten(1, (num_heads, -1)).transpose(0, 1)
+                out_i = rearrange(out[i], "hw (head c) -> head hw c", head=num_heads)
                 torch.bmm(_heads(x[i], 2, num_heads), attn_x[i].transpose(1, 2), out=out_i)
         ctx.num_heads = num_heads
         ctx.save_for_backward(qkv, temperature, norms, scores, scale, attn)
-        return out.unflatten(1, (h, w)).permute(0, 3, 1, 2)  # b (h w) c -> b c h w, channels-last
+        return rearrange(out, "b (h w) c -> b c h w", h=h)  # channels-last
 
     @staticmethod
     @once_differentiable
@@ -173,7 +188,7 @@ class _TransposedAttention(torch.autograd.Function):
             grad_attn = x.new_empty(attn.shape)
             attn_x = attn.to(x.dtype)
             for i in range(b):
-                g_i = g[i].unflatten(1, (n, -1)).transpose(0, 1)  # head (h w) c
+                g_i = rearrange(g[i], "hw (head c) -> head hw c", head=n)
                 torch.bmm(g_i, attn_x[i], out=_heads(grad_x[i], 2, n))  # dv = g attn
                 torch.bmm(g_i.transpose(1, 2), _heads(x[i], 2, n), out=grad_attn[i])  # dattn = g^T v
             grad_attn = grad_attn.to(attn.dtype)
@@ -188,12 +203,11 @@ class _TransposedAttention(torch.autograd.Function):
             radial = -torch.cat([logit_grad.sum(-1).flatten(1), logit_grad.sum(-2).flatten(1)], 1) * inv_sq
             torch.mul(x[..., : 2 * width], radial[:, None, :].to(x.dtype), out=grad_x[..., : 2 * width])
             grad_scores = grad_scores.to(x.dtype)
-            for i in range(b):
-                _heads(grad_x[i], 0, n).baddbmm_(
-                    _heads(x[i], 1, n), grad_scores[i].transpose(1, 2)
-                )  # dq += k dS^T
-                _heads(grad_x[i], 1, n).baddbmm_(_heads(x[i], 0, n), grad_scores[i])  # dk += q dS
-        grad_qkv = grad_x.unflatten(1, qkv.shape[2:]).permute(0, 3, 1, 2)
+            for i in range(b):  # dq += k dS^T, dk += q dS
+                q, k = _heads(x[i], 0, n), _heads(x[i], 1, n)
+                _heads(grad_x[i], 0, n).baddbmm_(k, grad_scores[i].transpose(1, 2))
+                _heads(grad_x[i], 1, n).baddbmm_(q, grad_scores[i])
+        grad_qkv = rearrange(grad_x, "b (h w) c -> b c h w", h=qkv.shape[2])
         return grad_qkv, grad_temperature.to(temperature.dtype), None
 
 
@@ -218,14 +232,14 @@ class Attention(nn.Module):
 class _GatedGelu(torch.autograd.Function):
     """gelu(x1) * x2 for x = cat(x1, x2) along channels; the backward fills one gradient buffer (no cat).
 
-    The gate is copied to dense memory first: in channels-last layout it is every other run of channels, and
-    the erf-based GELU kernels are about 3x slower on such strided input than a copy plus a dense GELU.
+    The gate is copied to dense memory first: in channels-last layout it is the first half of each pixel's
+    channels, and the erf-based GELU kernels are about 3x slower on such strided input than copy + dense GELU.
     """
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
         gate, value = x.chunk(2, dim=1)
-        gelu_gate = F.gelu(gate.clone())  # clone: dense, in the layout of x
+        gelu_gate = F.gelu(gate if gate.is_contiguous() else gate.clone())  # clone: dense, layout of x
         ctx.save_for_backward(x, gelu_gate)
         return gelu_gate * value
 
@@ -238,7 +252,8 @@ class _GatedGelu(torch.autograd.Function):
         grad_gate, grad_value = grad_x.chunk(2, dim=1)
         torch.mul(grad, gelu_gate, out=grad_value)
         grad_gelu = grad * value
-        torch.ops.aten.gelu_backward.grad_input(grad_gelu, gate.clone(), grad_input=grad_gelu)  # in place
+        dense_gate = gate if gate.is_contiguous() else gate.clone()
+        torch.ops.aten.gelu_backward.grad_input(grad_gelu, dense_gate, grad_input=grad_gelu)  # in place
         grad_gate.copy_(grad_gelu)
         return grad_x
 
@@ -363,12 +378,7 @@ class PromptIR(nn.Module):
         inp_channels: int = 3,
         out_channels: int = 3,
         dim: int = 48,  # level-1 width; levels 2, 3 and the latent have 2, 4 and 8 times as many channels
-        num_blocks: Sequence[int] = (
-            4,
-            6,
-            6,
-            8,
-        ),  # transformer blocks per level (encoder = decoder), latent last
+        num_blocks: Sequence[int] = (4, 6, 6, 8),  # blocks per level (encoder = decoder), latent last
         num_refinement_blocks: int = 4,  # transformer blocks after decoder level 1
         heads: Sequence[int] = (1, 2, 4, 8),  # attention heads per level; prompt interaction uses heads[2]
         ffn_expansion_factor: float = 2.66,  # GDFN hidden width = int(channels * factor)
@@ -464,12 +474,6 @@ class PromptIR(nn.Module):
                 if isinstance(module, nn.Conv2d):
                     module.weight.data = _channels_last(module.weight.data)
 
-    def _prompt(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """Prompt interaction: cat(features, prompt) -> transformer block -> 1x1 conv."""
-        prompt = getattr(self, f"prompt{index}")(x)
-        x = getattr(self, f"noise_level{index}")(torch.cat([x, prompt], 1))
-        return getattr(self, f"reduce_noise_level{index}")(x)
-
     def forward(self, inp_img: torch.Tensor) -> torch.Tensor:
         if inp_img.dim() != 4 or inp_img.shape[1] != self.config["inp_channels"]:
             raise ValueError(
@@ -485,17 +489,22 @@ class PromptIR(nn.Module):
         out_enc_level2 = self.encoder_level2(self.down1_2(out_enc_level1))
         out_enc_level3 = self.encoder_level3(self.down2_3(out_enc_level2))
         latent = self.latent(self.down3_4(out_enc_level3))
-        latent = self._prompt(3, latent) if self.decoder else self.reduce_noise_level3(latent)
+        # prompt interaction: cat(features, prompt) -> transformer block -> 1x1 conv
+        if self.decoder:
+            latent = self.noise_level3(torch.cat([latent, self.prompt3(latent)], 1))
+        latent = self.reduce_noise_level3(latent)
 
         inp_dec_level3 = self.reduce_chan_level3(torch.cat([self.up4_3(latent), out_enc_level3], 1))
         out_dec_level3 = self.decoder_level3(inp_dec_level3)
         if self.decoder:
-            out_dec_level3 = self._prompt(2, out_dec_level3)
+            out_dec_level3 = self.noise_level2(torch.cat([out_dec_level3, self.prompt2(out_dec_level3)], 1))
+            out_dec_level3 = self.reduce_noise_level2(out_dec_level3)
 
         inp_dec_level2 = self.reduce_chan_level2(torch.cat([self.up3_2(out_dec_level3), out_enc_level2], 1))
         out_dec_level2 = self.decoder_level2(inp_dec_level2)
         if self.decoder:
-            out_dec_level2 = self._prompt(1, out_dec_level2)
+            out_dec_level2 = self.noise_level1(torch.cat([out_dec_level2, self.prompt1(out_dec_level2)], 1))
+            out_dec_level2 = self.reduce_noise_level1(out_dec_level2)
 
         inp_dec_level1 = torch.cat([self.up2_1(out_dec_level2), out_enc_level1], 1)
         out_dec_level1 = self.refinement(self.decoder_level1(inp_dec_level1))
@@ -503,7 +512,9 @@ class PromptIR(nn.Module):
 
         if self.decoder:
             self.last_prompt_weights = {
-                f"prompt{i}": getattr(self, f"prompt{i}").last_weights for i in (1, 2, 3)
+                "prompt1": self.prompt1.last_weights,
+                "prompt2": self.prompt2.last_weights,
+                "prompt3": self.prompt3.last_weights,
             }
         return out[..., :h, :w].contiguous()
 
