@@ -1,7 +1,7 @@
 """``python -m hw4lib <command>``: one entry point, each module contributes its subcommands.
 
-A module listed in ``COMMAND_MODULES`` defines ``add_commands(subparsers)``, which adds its subparsers and sets
-``func`` (called with the parsed arguments, returning an exit code).
+A module listed in ``COMMAND_MODULES`` defines ``add_commands(subparsers)``, which adds its subparsers and
+sets ``func`` (called with the parsed arguments, returning an exit code).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(f"hw4lib.{name}")
-        except ModuleNotFoundError as err:  # a module not written yet; any other missing import is a real error
+        except ModuleNotFoundError as err:  # skip a module not written yet; re-raise any other
             if err.name == f"hw4lib.{name}":
                 continue
             raise

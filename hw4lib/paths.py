@@ -17,7 +17,8 @@ def _looks_like_root(path: Path) -> bool:
 
 
 def repo_root() -> Path:
-    """The project root: ``$HW4_ROOT`` if set, else the folder above this package, else the nearest root above cwd."""
+    """The project root: ``$HW4_ROOT`` if set, else the folder above this package, else the nearest root
+    above the working directory."""
     env = os.environ.get("HW4_ROOT")
     if env:
         return Path(env).expanduser().resolve()
@@ -32,7 +33,7 @@ def repo_root() -> Path:
 
 
 def resolve(path: str | os.PathLike[str]) -> Path:
-    """An absolute path; a relative one is taken relative to the repository root (not the working directory)."""
+    """An absolute path; a relative one is relative to the repository root, not the working directory."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
 
