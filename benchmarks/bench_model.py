@@ -7,13 +7,12 @@ A train step is forward + L1 loss + backward + AdamW step on a random batch; inf
 forward. With ``--compare-official`` both models get the same weights, the outputs are compared, and the two
 models are timed *interleaved* (ours, official, ours, ...) so that load from other processes hits both alike;
 the speed-up is the ratio of the medians. Peak memory: the resident-set high-water mark of the process
-(getrusage), or ``torch.cuda.max_memory_allocated`` on a GPU.
+(getrusage; both models when comparing), or ``torch.cuda.max_memory_allocated`` on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import time
@@ -30,17 +29,13 @@ from hw4lib.model import DEAD_LAYERS, PRESETS, build_model, count_parameters  # 
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process in MiB (Linux ru_maxrss is in KiB)."""
+    """Peak resident memory of this process in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
     try:
-        import psutil
-
-        info = psutil.Process().memory_full_info()
-        peak = getattr(info, "peak_wset", None)  # Windows only; Linux falls through to getrusage
-        if peak:
-            return peak / 2**20
-    except ImportError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        import resource
+    except ImportError:  # Windows
+        return float("nan")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
 def _sync(device: torch.device) -> None:

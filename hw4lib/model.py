@@ -588,11 +588,11 @@ def _listing(names: Sequence[str], limit: int = 12) -> str:
 def load_official_checkpoint(path: str | Path, map_location: Any = "cpu", **model_kwargs: Any) -> PromptIR:
     """Load PromptIR weights (official Lightning ``.ckpt``, plain state dict, our ``best.pt``) in eval mode.
 
-    ``model_kwargs`` go to ``PromptIR`` (default: the official model; for our own training checkpoints their
-    stored ``model_config``). Names may carry the Lightning ``net.`` prefix; the official dead layers are
-    dropped. Any other missing or unexpected name, or a shape mismatch, raises ``CheckpointError`` listing
-    them.
-    Only load files you trust: official Lightning checkpoints need full unpickling.
+    ``model_kwargs`` go to ``build_model`` (``preset="small"`` or ``PromptIR`` keywords; default: the official
+    model, or for our own training checkpoints their stored ``model_config``). Names may carry the Lightning
+    ``net.`` prefix; the official dead layers are dropped. Any other missing or unexpected name, or a shape
+    mismatch, raises ``CheckpointError`` listing them. Only load files you trust: official Lightning
+    checkpoints need full unpickling.
     """
     path = Path(path)
     if not path.is_file():
@@ -605,11 +605,9 @@ def load_official_checkpoint(path: str | Path, map_location: Any = "cpu", **mode
         except Exception as err:
             raise CheckpointError(f"{path}: cannot be read by torch.load ({err})") from err
     state, config = _extract_state_dict(obj, path)
-    if not model_kwargs and config:
-        preset = config.pop("preset", None)
-        model = build_model(preset, **config) if preset in PRESETS else PromptIR(**config)
-    else:
-        model = PromptIR(**model_kwargs)
+    settings = dict(model_kwargs or config or {})
+    preset = settings.pop("preset", "full")
+    model = build_model(preset, **settings)
 
     expected = model.state_dict()
     missing = [n for n in expected if n not in state]

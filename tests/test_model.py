@@ -215,10 +215,11 @@ def test_plain_state_dict_without_prefix_loads(tmp_path):
     torch.manual_seed(0)
     model = build_model("tiny").eval()
     torch.save(model.state_dict(), tmp_path / "plain.pt")
-    loaded = load_official_checkpoint(tmp_path / "plain.pt", **PRESETS["tiny"])
     x = torch.rand(1, 3, 32, 32)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
+    for settings in (PRESETS["tiny"], {"preset": "tiny"}):
+        loaded = load_official_checkpoint(tmp_path / "plain.pt", **settings)
+        with torch.no_grad():
+            assert torch.equal(loaded(x), model(x))
 
 
 def test_training_checkpoint_loads_with_its_model_config(tmp_path):
@@ -344,3 +345,24 @@ def test_runs_under_bfloat16_autocast():
     out.float().mean().backward()
     assert (out.float() - expected.float()).abs().max().item() < 0.05  # bfloat16 keeps ~3 digits
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_bench_model_compares_with_the_official_reference(capsys):
+    from benchmarks import bench_model
+
+    argv = [
+        "--preset",
+        "tiny",
+        "--train-size",
+        "32",
+        "--infer-size",
+        "40",
+        "--repeats",
+        "1",
+        "--compare-official",
+    ]
+    assert bench_model.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "train speed-up ours vs official" in out and "infer speed-up ours vs official" in out
+    diffs = [float(line.rsplit("=", 1)[1]) for line in out.splitlines() if "max |ours - official|" in line]
+    assert len(diffs) == 2 and max(diffs) < 1e-4
