@@ -924,7 +924,9 @@ def plot_visual_grid(runs: Sequence[Run], kind: str) -> Any | None:
         return None
     labels = run_labels(runs)
     ncols = len(runs) + 2
-    fig, axes = plt.subplots(len(images), ncols, figsize=(2.3 * ncols, 2.7 * len(images)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(images), ncols, figsize=(2.3 * ncols, 2.8 * len(images)), squeeze=False, layout="constrained"
+    )
     for r, (name, box) in enumerate(images):
         ref = runs[0]
         row_pi = ref.per_image.set_index("name").loc[name] if ref.per_image is not None else None
@@ -957,7 +959,6 @@ def plot_visual_grid(runs: Sequence[Run], kind: str) -> Any | None:
     fig.suptitle(
         f"{kind}: degraded | restored by each loss | clean (inset: zoom on the yellow box)", fontsize=10
     )
-    fig.tight_layout()
     return fig
 
 
