@@ -11,6 +11,7 @@ deadline (the schedule is then cut short; ``schedule_complete`` says so). The bu
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import platform
@@ -35,6 +36,8 @@ from hw4lib.train import TrainConfig, fit, load_run_model, read_run
 
 EPOCHS_TARGET = 10  # epochs per budget: each ends with a checkpoint, few enough to keep that overhead small
 SAFETY = 0.9  # share of the remaining budget planned as steps (the probe is optimistic: no data, no saves)
+CONFIG_KEYS = ("recipe", "preset", "loss", "lr", "min_lr", "batch_size", "patch_size", "patches_per_image",
+               "augment", "warmup_epochs", "ema", "grad_clip", "identity_init", "weight_decay", "seed")
 CALIBRATE = 0.2  # share of the first plan's epochs that measures the real speed before the final plan
 
 
@@ -129,6 +132,8 @@ class BudgetRun:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
         d["run_dir"] = str(self.run_dir)
         d["steps_per_s"] = self.steps_per_s
+        config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
+        d["config"] = {k: config.get(k) for k in CONFIG_KEYS}  # what the recipe actually was
         return d
 
 

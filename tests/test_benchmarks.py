@@ -117,6 +117,8 @@ def test_transfer_end_to_end_trains_on_rain_only(fake_rain100l, tmp_path, capsys
     ]
     assert result["n_real"] == 3 and result["tta_images"] == 1 and result["training"]["steps"] == 1
     assert result["training"]["schedule_complete"] is True
+    trained = result["training"]["config"]
+    assert trained["preset"] == "tiny" and trained["patch_size"] == 16
     assert result["gain_db"] == pytest.approx(result["real_psnr"] - result["input_psnr"])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data_dir"] == str(tmp_path / "rain_only") and config["preset"] == "tiny"
