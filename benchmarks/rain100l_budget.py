@@ -16,6 +16,7 @@ same cores: the JSON records the load average, the steps done and the wall time 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Sequence
@@ -35,7 +36,7 @@ from hw4lib.data import DataError, Pair  # noqa: E402
 from hw4lib.importers import import_pairs  # noqa: E402
 from hw4lib.io import write_json_atomic  # noqa: E402
 from hw4lib.paths import resolve  # noqa: E402
-from hw4lib.train import make_config  # noqa: E402
+from hw4lib.train import load_run_model, make_config  # noqa: E402
 
 DEFAULT_RAIN100L = "../shared/data/rain100l"
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # the fixed 80/20 split
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="training seed (the split is fixed: seed 0)")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/bench-rain100l-<preset>)")
     p.add_argument("--out", default=None, help="JSON file (default runs/bench-rain100l-<preset>.json)")
+    p.add_argument("--score-only", action="store_true",
+                   help="no training: re-score the run's last.pt and update the JSON (training figures kept)")
     return p
 
 
@@ -91,50 +94,67 @@ def main(argv: Sequence[str] | None = None) -> int:
     val_pairs = _held_out_pairs(data_out)
 
     run_dir = resolve(args.run_dir or f"runs/bench-rain100l-{args.preset}")
-    config = make_config(
-        "demo", name=run_dir.name, run_dir=str(run_dir), data_dir=str(data_out), preset=args.preset,
-        loss=args.loss, lr=args.lr, batch_size=args.batch_size, patch_size=args.patch_size, seed=args.seed,
-        val_fraction=0.01, val_max_images=1, val_crop=128, save_samples=0, progress=False,
-    )
-    run = train_for_budget(config, args.budget_s, args.max_steps)
-    scores = score_real(run.model, val_pairs, args.tta_images)
+    out = resolve(args.out or f"runs/bench-rain100l-{args.preset}.json")
+    if args.score_only:
+        if not out.is_file() or not (run_dir / "last.pt").is_file():
+            print(f"error: --score-only needs an earlier run: {out} and {run_dir / 'last.pt'}",
+                  file=sys.stderr)
+            return 2
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+        training, model = earlier["training"], load_run_model(run_dir, "last")
+        budget_s, recipe = earlier["budget_s"], earlier["recipe"]
+        info = {k: earlier.get(k, v) for k, v in info.items()}  # the machine of the training run
+    else:
+        config = make_config(
+            "demo", name=run_dir.name, run_dir=str(run_dir), data_dir=str(data_out), preset=args.preset,
+            loss=args.loss, lr=args.lr, batch_size=args.batch_size, patch_size=args.patch_size,
+            seed=args.seed, val_fraction=0.01, val_max_images=1, val_crop=128, save_samples=0, progress=False,
+        )
+        run = train_for_budget(config, args.budget_s, args.max_steps)
+        training, model, budget_s = run.to_dict(), run.model, args.budget_s
+        recipe = {"loss": args.loss, "lr": args.lr, "batch_size": args.batch_size,
+                  "patch_size": args.patch_size, "seed": args.seed, "base": "demo"}
+    scores = score_real(model, val_pairs, args.tta_images)
 
     result = {
         "preset": args.preset,
-        "budget_s": args.budget_s,
+        "budget_s": budget_s,
         "val_psnr": scores["psnr"],
         "val_psnr_tta": scores["psnr_tta"],
         "val_ssim": scores["ssim"],
         "input_psnr": scores["input_psnr"],
-        "steps_per_s": run.steps_per_s,
-        "peak_mem_mb": run.peak_mem_mb,
+        "steps_per_s": training["steps_per_s"],
+        "peak_mem_mb": training["peak_mem_mb"],
         "val_ssim_tta": scores["ssim_tta"],
+        "val_psnr_tta_hflip": scores["psnr_tta_hflip"],
+        "val_ssim_tta_hflip": scores["ssim_tta_hflip"],
+        "val_psnr_on_tta_subset": scores["psnr_on_tta_subset"],
         "input_ssim": scores["input_ssim"],
         "gain_db": scores["gain_db"],
         "gain_tta_db": scores["psnr_tta"] - scores["input_psnr_on_tta_subset"],
         "n_val": scores["n"],
         "tta_images": scores["tta_images"],
         "split": f"{summary.n_train}/{summary.n_test} (test_fraction {TEST_FRACTION}, seed {SPLIT_SEED})",
-        "training": run.to_dict(),
-        "recipe": {"loss": args.loss, "lr": args.lr, "batch_size": args.batch_size,
-                   "patch_size": args.patch_size, "seed": args.seed, "base": "demo"},
+        "training": training,
+        "recipe": recipe,
         "eval_s": scores["eval_s"], "eval_tta_s": scores["eval_tta_s"],
         "peak_mem_mb_with_eval": round(peak_mem_mb(), 1),
         "total_s": round(time.perf_counter() - started, 1),
         **info,
     }
-    out = resolve(args.out or f"runs/bench-rain100l-{args.preset}.json")
     write_json_atomic(result, out)
 
     n, k = scores["n"], scores["tta_images"]
     print()
-    print(f"Rain100L held-out {n} pairs, preset {args.preset}, {run.steps} steps in {run.train_wall_s:.0f} s "
-          f"(budget {args.budget_s:.0f} s): {run.steps_per_s:.3f} steps/s "
-          f"({run.loop_steps_per_s:.3f} in the loop), peak memory {run.peak_mem_mb:.0f} MiB")
+    print(f"Rain100L held-out {n} pairs, preset {args.preset}, {training['steps']} steps in "
+          f"{training['train_wall_s']:.0f} s (budget {budget_s:.0f} s): "
+          f"{training['steps_per_s']:.3f} steps/s "
+          f"({training['loop_steps_per_s']:.3f} in the loop), peak memory {training['peak_mem_mb']:.0f} MiB")
     print(table([
         ("identity (rainy input)", scores["input_psnr"], scores["input_ssim"], n),
         (f"{args.preset} model", scores["psnr"], scores["ssim"], n),
-        (f"{args.preset} model + TTA", scores["psnr_tta"], scores["ssim_tta"], k),
+        (f"{args.preset} model + TTA (8 flips/rotations)", scores["psnr_tta"], scores["ssim_tta"], k),
+        (f"{args.preset} model + left-right mirror", scores["psnr_tta_hflip"], scores["ssim_tta_hflip"], k),
     ]))
     print(f"gain over identity: {scores['gain_db']:+.2f} dB "
           f"(TTA {result['gain_tta_db']:+.2f} dB on {k} pairs)")

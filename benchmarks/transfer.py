@@ -129,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "real_psnr_tta": scores["psnr_tta"],
         "real_ssim": scores["ssim"],
         "real_ssim_tta": scores["ssim_tta"],
+        "real_psnr_tta_hflip": scores["psnr_tta_hflip"],
+        "real_ssim_tta_hflip": scores["ssim_tta_hflip"],
         "input_psnr": scores["input_psnr"],
         "input_ssim": scores["input_ssim"],
         "gain_db": scores["gain_db"],
@@ -158,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table([
         ("identity (rainy input)", scores["input_psnr"], scores["input_ssim"], n),
         (f"{args.preset}, synthetic rain only", scores["psnr"], scores["ssim"], n),
-        (f"{args.preset}, synthetic rain only + TTA", scores["psnr_tta"], scores["ssim_tta"], k),
+        (f"{args.preset}, synthetic rain only + TTA (8)", scores["psnr_tta"], scores["ssim_tta"], k),
+        (f"{args.preset}, synthetic rain only + mirror", scores["psnr_tta_hflip"], scores["ssim_tta_hflip"],
+         k),
     ]))
     print(f"transfer gain over identity: {scores['gain_db']:+.2f} dB "
           f"(TTA {result['gain_tta_db']:+.2f} dB on {k} pairs)")

@@ -93,6 +93,16 @@ def test_rain100l_budget_end_to_end_and_budget_cut(fake_rain100l, tmp_path, caps
     assert "| identity (rainy input) |" in printed and "tiny model + TTA" in printed
     assert "the schedule was cut short" in printed
 
+    # re-scoring keeps the training figures and does not train
+    code = rain100l_budget.main([
+        "--rain100l", str(fake_rain100l), "--data-out", str(tmp_path / "ds"),
+        "--run-dir", str(tmp_path / "run"), "--out", str(out), "--score-only", "--preset", "tiny",
+    ])
+    again = json.loads(out.read_text())
+    assert code == 0 and again["training"] == result["training"] and again["budget_s"] == 0.01
+    assert again["val_psnr"] == pytest.approx(result["val_psnr"]) and "val_psnr_tta_hflip" in again
+    assert "budget" not in capsys.readouterr().out.split("Rain100L held-out")[0]  # no training log
+
 
 def test_transfer_end_to_end_trains_on_rain_only(fake_rain100l, tmp_path, capsys):
     demo = tmp_path / "demo"
@@ -140,4 +150,5 @@ def test_score_real_identity_model_scores_the_input(fake_rain100l):
     scores = budget.score_real(torch.nn.Identity(), pairs, tta_images=2)
     assert scores["psnr"] == pytest.approx(scores["input_psnr"])  # identity restores nothing
     assert scores["psnr_tta"] == pytest.approx(scores["input_psnr_on_tta_subset"])  # flips undo exactly
+    assert scores["psnr_tta_hflip"] == pytest.approx(scores["input_psnr_on_tta_subset"])
     assert scores["n"] == 5 and scores["tta_images"] == 2
