@@ -31,7 +31,7 @@ from hw4lib.infer import evaluate_pairs
 from hw4lib.io import save_torch_atomic
 from hw4lib.losses import build_loss
 from hw4lib.model import build_model
-from hw4lib.paths import resolve
+from hw4lib.paths import relative, resolve
 from hw4lib.train import TrainConfig, fit, load_run_model, read_run
 
 EPOCHS_TARGET = 10  # epochs per budget: each ends with a checkpoint, few enough to keep that overhead small
@@ -130,7 +130,7 @@ class BudgetRun:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
-        d["run_dir"] = str(self.run_dir)
+        d["run_dir"] = relative(self.run_dir)
         d["steps_per_s"] = self.steps_per_s
         config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
         d["config"] = {k: config.get(k) for k in CONFIG_KEYS}  # what the recipe actually was

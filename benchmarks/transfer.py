@@ -36,7 +36,7 @@ from benchmarks._budget import (  # noqa: E402
 from hw4lib.data import DataError, Pair, find_pairs  # noqa: E402
 from hw4lib.importers import find_source_pairs  # noqa: E402
 from hw4lib.io import write_json_atomic  # noqa: E402
-from hw4lib.paths import data_dir, resolve  # noqa: E402
+from hw4lib.paths import data_dir, relative, resolve  # noqa: E402
 from hw4lib.train import make_config  # noqa: E402
 
 DEFAULT_RAIN100L = "../shared/data/rain100l"
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = {
         "preset": args.preset,
         "budget_s": args.budget_s,
-        "train_data": f"{demo} rain pairs only ({n_rain}; {run.n_train} trained on)",
+        "train_data": f"{relative(demo)} rain pairs only ({n_rain}; {run.n_train} trained on)",
         "eval_data": f"Rain100L, {scores['n']} real pairs (never trained on)",
         "real_psnr": scores["psnr"],
         "real_psnr_tta": scores["psnr_tta"],

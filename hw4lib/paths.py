@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["repo_root", "resolve", "data_dir", "runs_dir", "figures_dir", "report_dir", "notebooks_dir"]
+__all__ = [
+    "repo_root", "resolve", "relative", "data_dir", "runs_dir", "figures_dir", "report_dir", "notebooks_dir"
+]
 
 
 def _looks_like_root(path: Path) -> bool:
@@ -36,6 +38,16 @@ def resolve(path: str | os.PathLike[str]) -> Path:
     """An absolute path; a relative one is relative to the repository root, not the working directory."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else repo_root() / p
+
+
+def relative(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the repository root when it lies inside it (what files written for others record,
+    so they read the same on every clone), else the absolute path."""
+    p = resolve(path).resolve()
+    try:
+        return p.relative_to(repo_root().resolve()).as_posix()
+    except ValueError:
+        return str(p)
 
 
 def data_dir(name: str = "demo") -> Path:
