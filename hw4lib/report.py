@@ -157,10 +157,7 @@ def _fix_hint(run_dir: Path) -> str:
 
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(paths.repo_root()))
-    except ValueError:
-        return str(path)
+    return paths.relative(path)
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> Run:
@@ -244,35 +241,23 @@ def load_runs(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -
 # ----------------------------------------------------------------------------------------------- evaluation
 
 
-def _balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
-    """At most ``limit`` pairs, types taken in turn (rain, snow, rain, ...), as training validation does."""
-    if limit is None or limit >= len(pairs):
-        return list(pairs)
-    queues = [[p for p in pairs if p.kind == kind] for kind in sorted({p.kind for p in pairs})]
-    out: list[Any] = []
-    while len(out) < limit and any(queues):
-        for queue in queues:
-            if queue and len(out) < limit:
-                out.append(queue.pop(0))
-    return out
-
-
 def _split(run: Run, data_dir: str | os.PathLike[str] | None) -> tuple[list[Any], list[Any], list[Any]]:
-    """The training engine's split of the run's data set (same fraction, seed and cap): all pairs, validation
-    pairs, and the validation pairs training scores (at most ``val_max_images``, balanced by type)."""
-    from hw4lib import data as hdata
+    """The training engine's own split of the run's data set: all pairs, validation pairs, and the validation
+    pairs training scored (``train.validation_split`` with the run's config)."""
+    from hw4lib import train as htrain
 
+    try:
+        config = htrain.TrainConfig.from_dict(run.config, f"{_rel(run.path)}/config.json")
+    except (TypeError, ValueError) as err:
+        raise ReportError(f"cannot rebuild the split of {run.name}: {err}") from err
     root = paths.resolve(data_dir or run.config.get("data_dir") or paths.data_dir("demo"))
     if not root.is_dir():
         raise ReportError(
             f"evaluating {run.name} needs its validation images in {_rel(root)}, which does not exist; "
             "generate the demo data with `make demo-data`, or pass data_dir="
         )
-    pairs = hdata.find_pairs(root)
-    _, val = hdata.split_pairs(
-        pairs, val_fraction=float(run.config.get("val_fraction", 0.1)), seed=int(run.config.get("seed", 0))
-    )
-    return pairs, val, _balanced(val, run.config.get("val_max_images"))
+    train_pairs, val, scored, _ = htrain.validation_split(config, root)
+    return train_pairs + val, val, scored
 
 
 def _load_model(run_dir: Path, checkpoint: str, device: str = "cpu") -> Any:

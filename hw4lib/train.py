@@ -473,8 +473,15 @@ def _balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
     return out
 
 
-def _load_pairs(config: TrainConfig) -> tuple[list[Any], list[Any], Path]:
-    root = paths.resolve(config.data_dir)
+def validation_split(
+    config: TrainConfig, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[list[Any], list[Any], list[Any], Path]:
+    """The split a run trains on: (training pairs, validation pairs, the validation pairs it scores, root).
+
+    The scored pairs are at most ``val_max_images`` of the validation side, balanced by type. The report
+    uses this too, so its evaluation can never drift from the training engine's.
+    """
+    root = paths.resolve(data_dir if data_dir is not None else config.data_dir)
     if not root.is_dir():
         hint = " (generate it: python -m hw4lib demo-data --out data/demo)" if root.name == "demo" else ""
         raise DataError(
@@ -491,7 +498,12 @@ def _load_pairs(config: TrainConfig) -> tuple[list[Any], list[Any], Path]:
             f"splitting {len(pairs)} pairs of {root} with val_fraction={config.val_fraction} left an empty "
             "side; add pairs or change val_fraction"
         )
-    return train_pairs, _balanced(val_pairs, config.val_max_images), root
+    return train_pairs, val_pairs, _balanced(val_pairs, config.val_max_images), root
+
+
+def _load_pairs(config: TrainConfig) -> tuple[list[Any], list[Any], Path]:
+    train_pairs, _, scored, root = validation_split(config)
+    return train_pairs, scored, root
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -911,8 +923,9 @@ def _fit(
 
     baseline = identity_baseline(val_set, config.val_crop)
     log(
-        f"run {run_dir}: preset {config.preset} ({n_params:,} parameters), loss {config.loss}, "
-        f"{len(train_pairs)} train / {len(val_set)} val pairs from {data_root}, "
+        f"run {paths.relative(run_dir)}: preset {config.preset} ({n_params:,} parameters), "
+        f"loss {config.loss}, "
+        f"{len(train_pairs)} train / {len(val_set)} val pairs from {paths.relative(data_root)}, "
         f"{config.epochs} epochs x {steps_per_epoch} steps of {config.batch_size} x {ddp.world} process(es), "
         f"device {device.type}, {str(amp_dtype).replace('torch.', '') if amp_dtype else 'fp32'}; "
         f"identity PSNR {baseline['psnr']:.2f} dB"
