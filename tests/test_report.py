@@ -400,6 +400,29 @@ def test_load_benchmarks_skips_bad_files(tmp_path: Path) -> None:
     assert report.load_benchmarks(str(tmp_path / "none-*.json")) is None
 
 
+def test_transfer_section_from_benchmark_files(tmp_path: Path) -> None:
+    a = make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)
+    result = {
+        "preset": "small", "budget_s": 600.0, "input_psnr": 25.52, "real_psnr": 26.77, "gain_db": 1.25,
+        "tta_images": 20, "input_psnr_on_tta_subset": 25.0, "real_psnr_tta": 26.5,
+        "real_psnr_tta_hflip": 26.1,
+        "steps_per_s": 0.5, "n_real": 100, "device": "cpu (2 threads)", "training": {"steps": 321},
+    }  # fmt: skip
+    (tmp_path / "bench-transfer.json").write_text(json.dumps(result))
+    (tmp_path / "bench-transfer-bad.json").write_text(json.dumps({"val_psnr": 30.0}))  # a budget file
+    with pytest.warns(UserWarning, match="bench-transfer-bad.json"):
+        transfer = report.load_transfer(str(tmp_path / "bench-transfer*.json"))
+    assert list(transfer.index) == ["bench-transfer"] and transfer.loc["bench-transfer", "steps"] == 321
+    runs = report.load_runs([a])
+    md = report.write_report(runs, {}, out_dir=tmp_path / "out", transfer=transfer).read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| bench-transfer"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    # gain over the input on all pairs, TTA gains over the input of the TTA subset (26.5 - 25.0, 26.1 - 25.0)
+    assert cells[1:9] == ["small", "600", "321", "100", "25.52", "26.77", "+1.25", "+1.50"]
+    assert cells[9] == "+1.10" and "largest transfer gain is +1.25 dB (small preset)" in md
+    assert report.load_transfer(str(tmp_path / "none*.json")) is None
+
+
 def test_figures_render_from_fabricated_runs(three_runs: list[Path]) -> None:
     import matplotlib
 
