@@ -63,6 +63,11 @@ __all__ = [
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # The 8 symmetries of the square (dihedral group D4): k quarter turns after an optional left-right flip.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
+# Self-ensembles: the 8 flips/rotations, or the left-right mirror alone. Rain streaks have a direction: a
+# model trained without rotations (the demo recipe) restores 90-degree-rotated rain badly; on Rain100L the
+# 8-way ensemble cost 2.4-3.5 dB where the mirror gained 0.2 (benchmarks/rain100l_budget.py).
+TTA_MODES: dict[str, tuple[tuple[int, bool], ...]] = {"x8": DIHEDRAL, "hflip": ((0, False), (0, True))}
+TTA = bool | str | None  # False/None: off; True or "x8": 8 flips/rotations; "hflip": mirror only
 PAD_MULTIPLE = 8  # PromptIR downsamples 3 times by 2 (pixel-unshuffle), so H and W must divide by 8
 FALLBACK_TILE, MIN_FALLBACK_TILE = 512, 64  # tiles tried when a whole image does not fit in GPU memory
 
@@ -153,15 +158,26 @@ def _padded(model: TensorFn, multiple: int) -> TensorFn:
     return run
 
 
-def _self_ensemble(fn: TensorFn) -> TensorFn:
-    """Average of ``inverse(fn(transform(x)))`` over the 8 flips/rotations."""
+def tta_transforms(tta: TTA) -> tuple[tuple[int, bool], ...]:
+    """The (quarter turns, flip) pairs a ``tta`` setting averages over; () when it is off."""
+    if tta is None or tta is False:
+        return ()
+    if tta is True:
+        return DIHEDRAL
+    if isinstance(tta, str) and tta in TTA_MODES:
+        return TTA_MODES[tta]
+    raise ValueError(f"tta must be False, True, or one of {sorted(TTA_MODES)}; got {tta!r}")
+
+
+def _self_ensemble(fn: TensorFn, transforms: Sequence[tuple[int, bool]] = DIHEDRAL) -> TensorFn:
+    """Average of ``inverse(fn(transform(x)))`` over ``transforms`` (default: the 8 flips/rotations)."""
 
     def run(x: torch.Tensor) -> torch.Tensor:
         total = None
-        for k, flip in DIHEDRAL:
+        for k, flip in transforms:
             y = inverse_dihedral(fn(dihedral(x, k, flip)), k, flip)
             total = y if total is None else total + y
-        return total / len(DIHEDRAL)
+        return total / len(transforms)
 
     return run
 
@@ -231,7 +247,7 @@ def _restore_batch(
     model: Any,
     x: torch.Tensor,
     *,
-    tta: bool,
+    tta: TTA,
     tile: int | None,
     tile_overlap: int,
     device: torch.device,
@@ -246,8 +262,9 @@ def _restore_batch(
     still does not fit, down to 64); float16 overflow (inf/NaN in the output) retries in float32.
     """
     fn = _padded(model, multiple)
-    if tta:
-        fn = _self_ensemble(fn)
+    transforms = tta_transforms(tta)
+    if transforms:
+        fn = _self_ensemble(fn, transforms)
     x = x.to(device=device, dtype=torch.float32)
 
     def run(mixed: bool | None, tile: int | None, overlap: int) -> torch.Tensor:
@@ -326,7 +343,7 @@ def restore(
     model: nn.Module | TensorFn,
     image: torch.Tensor | np.ndarray,
     *,
-    tta: bool = False,
+    tta: TTA = False,
     tile: int | None = None,
     tile_overlap: int = 32,
     device: str | torch.device | None = None,
@@ -342,8 +359,11 @@ def restore(
     returned as uint8), or a numpy image (H, W, 3) uint8 (also (H, W) grayscale, RGBA, uint16 or float in
     [0, 1]; numpy results are always (H, W, 3), uint8 for integer inputs and float32 for float inputs).
 
-    The input is reflect-padded to a multiple of 8 and the output cropped back. ``tta=True`` averages the
-    model over the 8 flips/rotations (8x slower; typically a few tenths of a dB). ``tile=N`` processes N x N
+    The input is reflect-padded to a multiple of 8 and the output cropped back. ``tta=True`` (or
+    ``"x8"``) averages the model over the 8 flips/rotations (8x slower; typically a few tenths of a dB for a
+    model trained with flips and rotations), ``tta="hflip"`` over the image and its left-right mirror (2x;
+    the safe choice for rain when training did not rotate: streaks keep their direction). ``tile=N`` processes
+    N x N
     tiles (rounded up to a multiple of 8) overlapping by ``tile_overlap`` pixels, ``tile_batch`` tiles per
     forward, blended by a window that is zero over the outer ``tile_overlap // 4`` pixels of each inner tile
     edge and ramps smoothly (raised cosine) to one. For a *local* model (a conv net whose receptive-field
@@ -447,7 +467,7 @@ def predict_dir(
     model: nn.Module | TensorFn,
     test_dir: str | os.PathLike[str],
     *,
-    tta: bool = False,
+    tta: TTA = False,
     tile: int | None = None,
     tile_overlap: int = 32,
     batch_size: int = 1,
@@ -474,7 +494,9 @@ def predict_dir(
         groups.setdefault(sizes[p], []).append(p)
 
     preds: dict[str, np.ndarray] = {}
-    bar = tqdm(total=len(files), desc="restore" + (" +TTA" if tta else ""), unit="img", disable=not progress)
+    n_views = len(tta_transforms(tta))
+    desc = "restore" + (f" +TTA {n_views}x" if n_views else "")
+    bar = tqdm(total=len(files), desc=desc, unit="img", disable=not progress)
     for group in groups.values():
         for i in range(0, len(group), max(1, batch_size)):
             chunk = group[i : i + max(1, batch_size)]
@@ -511,7 +533,7 @@ def write_submission(
     test_dir: str | os.PathLike[str],
     out: str | os.PathLike[str] = "pred.npz",
     *,
-    tta: bool = False,
+    tta: TTA = False,
     png_dir: str | os.PathLike[str] | None = None,
     tile: int | None = None,
     tile_overlap: int = 32,
@@ -723,7 +745,7 @@ def evaluate_pairs(
     model: nn.Module | TensorFn,
     pairs: Sequence[Any],
     *,
-    tta: bool = False,
+    tta: TTA = False,
     tile: int | None = None,
     device: str | torch.device | None = None,
     amp: bool | None = None,
@@ -891,7 +913,7 @@ def _run_predict(args: argparse.Namespace) -> int:
     for line in problems:
         print(f"problem: {line}")
     n = len(load_submission(path))
-    print(f"wrote {path} ({n} images{', TTA' if args.tta else ''})")
+    print(f"wrote {path} ({n} images{f', TTA {args.tta}' if args.tta else ''})")
     return 1 if problems else 0
 
 
@@ -923,7 +945,11 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preset", help="architecture of an official-format checkpoint (default: the paper's)")
     p.add_argument("--test-dir", required=True, help="folder of degraded test images (or the dataset root)")
     p.add_argument("--out", help="submission file (default: <run>/pred.npz)")
-    p.add_argument("--tta", action="store_true", help="average the 8 flips/rotations (8x slower)")
+    p.add_argument(
+        "--tta", nargs="?", const="x8", choices=sorted(TTA_MODES), default=None,
+        help="self-ensemble: x8 (the default when given alone: 8 flips/rotations, 8x slower) or hflip "
+        "(left-right mirror, 2x; better for rain when training did not rotate)",
+    )
     p.add_argument("--tile", type=int, help="tile size for images too large for memory")
     p.add_argument("--tile-overlap", type=int, default=32)
     p.add_argument("--png-dir", help="also save the restored images as PNGs here")

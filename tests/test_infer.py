@@ -217,6 +217,19 @@ def test_tta_of_a_shift_is_the_mean_of_the_four_shifts():
     assert np.allclose(got.numpy(), expected, atol=1e-6)
 
 
+def test_mirror_tta_averages_the_image_and_its_left_right_mirror_only():
+    x = torch.rand(1, 3, 16, 24)
+    a = x.numpy()
+    # a right shift and, mirrored, a left shift: the mean of the two horizontal shifts, no vertical ones
+    expected = (np.roll(a, 1, axis=3) + np.roll(a, -1, axis=3)) / 2
+    got = restore(RollRight(), x, tta="hflip")
+    assert np.allclose(got.numpy(), expected, atol=1e-6)
+    assert torch.allclose(restore(RollRight(), x, tta="x8"), restore(RollRight(), x, tta=True))
+    assert infer.tta_transforms(False) == () and len(infer.tta_transforms("x8")) == 8
+    with pytest.raises(ValueError, match="hflip"):
+        restore(Identity(), x, tta="rot90")
+
+
 # ----------------------------------------------------------------------------------------------------
 # tiling
 
