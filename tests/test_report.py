@@ -423,6 +423,18 @@ def test_transfer_section_from_benchmark_files(tmp_path: Path) -> None:
     assert report.load_transfer(str(tmp_path / "none*.json")) is None
 
 
+def test_tta_sentence_reports_the_mean_change_of_each_ensemble(tmp_path: Path) -> None:
+    for name, plain, x8, mirror in (("a", 30.0, 27.0, 30.2), ("b", 32.0, 30.0, 32.4)):
+        (tmp_path / f"bench-rain100l-{name}.json").write_text(json.dumps(
+            {"preset": name, "val_psnr": plain, "val_psnr_tta": x8, "val_psnr_tta_hflip": mirror}
+        ))  # fmt: skip
+    table = report.load_benchmarks(str(tmp_path / "bench-rain100l-*.json"))
+    runs = report.load_runs([make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)])
+    md = report.write_report(runs, {}, out_dir=tmp_path / "out", benchmarks=table).read_text()
+    assert "changes PSNR by -2.50 dB on average" in md  # mean of -3.0 and -2.0
+    assert "changes PSNR by +0.30 dB" in md and "PSNR + mirror" in md
+
+
 def test_figures_render_from_fabricated_runs(three_runs: list[Path]) -> None:
     import matplotlib
 
