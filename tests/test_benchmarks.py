@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the benchmarks are scripts in a folder, not part of the installed package
 
 from benchmarks import _budget as budget  # noqa: E402
-from benchmarks import rain100l_budget, transfer  # noqa: E402
+from benchmarks import bench_train, rain100l_budget, transfer  # noqa: E402
 
 
 def _pair(rng: np.random.Generator, h: int = 24, w: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -152,3 +152,12 @@ def test_score_real_identity_model_scores_the_input(fake_rain100l):
     assert scores["psnr_tta"] == pytest.approx(scores["input_psnr_on_tta_subset"])  # flips undo exactly
     assert scores["psnr_tta_hflip"] == pytest.approx(scores["input_psnr_on_tta_subset"])
     assert scores["n"] == 5 and scores["tta_images"] == 2
+
+
+def test_bench_train_default_device_is_the_cpu_without_a_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = bench_train.main(["--steps", "2", "--warmup", "1", "--patch", "32", "--batch", "2"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    step = report["step"]
+    assert code == 0 and step["device"] == "cpu" and step["precision"] == "fp32"
+    assert step["images_per_s"] == pytest.approx(2 / step["seconds_per_step"], rel=1e-6)
