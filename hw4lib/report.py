@@ -1588,7 +1588,8 @@ def write_report(
             "",
             "The same code trained on real pairs: Rain100L (photographs with rendered rain), split 80/20, "
             "each preset trained for a fixed wall-clock budget (`benchmarks/rain100l_budget.py`) and scored "
-            "on the held-out pairs at full size, without and with the 8x flip/rotate self-ensemble (TTA). "
+            "on the held-out pairs at full size: plain, with the 8x flip/rotate self-ensemble (TTA), and "
+            "with the left-right mirror alone. "
             "For scale: PromptIR trained to convergence on the full Rain100L reaches 37.04 dB (paper).",
             "",
             _benchmark_markdown(benchmarks),
@@ -1603,7 +1604,7 @@ def write_report(
             "A model trained only on the demo set's synthetic rain (`benchmarks/transfer.py`, fixed "
             "wall-clock budget) and scored on all real Rain100L pairs, which it never saw. The gain over the "
             "rainy input measures how much of what it learned on synthetic streaks carries over to real "
-            "rendered rain; TTA is scored on the first pairs only (its input PSNR on those pairs is the "
+            "rendered rain; TTA is scored on an evenly spaced subset (its input PSNR on those pairs is the "
             "baseline of its gain).",
             "",
             _transfer_markdown(transfer),
