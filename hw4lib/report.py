@@ -21,7 +21,7 @@ import math
 import os
 import shutil
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1099,29 +1099,43 @@ BENCH_KEYS = (
 )
 
 
-def load_benchmarks(pattern: str = f"{SNAPSHOT_DIR}/bench/bench-rain100l-*.json") -> pd.DataFrame | None:
-    """Real-data benchmark results (``bench-rain100l-*.json``: preset, budget, PSNR with and without TTA ...).
+def _load_result_files(
+    pattern: str, required: str, what: str, row: Callable[[dict[str, Any]], dict[str, Any]]
+) -> pd.DataFrame | None:
+    """One row per JSON file matching ``pattern`` (index: the file stem), or ``None`` when there is none.
 
-    Returns one row per file (index: the file stem) or ``None`` when there is none. Files that do not parse or
-    lack ``val_psnr`` are skipped with a warning naming them.
+    Files that do not parse or lack the ``required`` key are skipped with a warning naming them.
     """
     rows = {}
     for path in sorted(glob.glob(str(paths.resolve(pattern)))):
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
-            warnings.warn(f"skipping benchmark file {path}: {err}", stacklevel=2)
+            warnings.warn(f"skipping {what} file {path}: {err}", stacklevel=3)
             continue
-        if not isinstance(data, dict) or "val_psnr" not in data:
-            warnings.warn(f"skipping benchmark file {path}: no val_psnr key", stacklevel=2)
+        if not isinstance(data, dict) or required not in data:
+            warnings.warn(f"skipping {what} file {path}: no {required} key", stacklevel=3)
             continue
-        extra = {key: data[key] for key in ("n_val", "device") if key in data}
-        rows[Path(path).stem] = {key: data.get(key) for key in BENCH_KEYS} | extra
+        rows[Path(path).stem] = row(data)
     if not rows:
         return None
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = "benchmark"
     return table
+
+
+def load_benchmarks(pattern: str = f"{SNAPSHOT_DIR}/bench/bench-rain100l-*.json") -> pd.DataFrame | None:
+    """Real-data benchmark results (``bench-rain100l-*.json``: preset, budget, PSNR with and without TTA ...).
+
+    Returns one row per file (index: the file stem) or ``None`` when there is none. Files that do not parse or
+    lack ``val_psnr`` are skipped with a warning naming them.
+    """
+
+    def row(data: dict[str, Any]) -> dict[str, Any]:
+        extra = {key: data[key] for key in ("n_val", "device") if key in data}
+        return {key: data.get(key) for key in BENCH_KEYS} | extra
+
+    return _load_result_files(pattern, "val_psnr", "benchmark", row)
 
 
 TRANSFER_KEYS = (
@@ -1135,24 +1149,12 @@ def load_transfer(pattern: str = f"{SNAPSHOT_DIR}/bench/bench-transfer*.json") -
 
     Files that do not parse or lack ``real_psnr`` are skipped with a warning naming them.
     """
-    rows = {}
-    for path in sorted(glob.glob(str(paths.resolve(pattern)))):
-        try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as err:
-            warnings.warn(f"skipping transfer file {path}: {err}", stacklevel=2)
-            continue
-        if not isinstance(data, dict) or "real_psnr" not in data:
-            warnings.warn(f"skipping transfer file {path}: no real_psnr key", stacklevel=2)
-            continue
-        row = {key: data.get(key) for key in TRANSFER_KEYS}
-        row["steps"] = (data.get("training") or {}).get("steps")
-        rows[Path(path).stem] = row
-    if not rows:
-        return None
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "benchmark"
-    return table
+
+    def row(data: dict[str, Any]) -> dict[str, Any]:
+        steps = (data.get("training") or {}).get("steps")
+        return {key: data.get(key) for key in TRANSFER_KEYS} | {"steps": steps}
+
+    return _load_result_files(pattern, "real_psnr", "transfer", row)
 
 
 def _transfer_markdown(table: pd.DataFrame) -> str:
