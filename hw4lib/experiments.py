@@ -268,7 +268,7 @@ def run_demo(
     data = synth.ensure_demo_dataset(data)  # the same files `make demo-data` writes
     params = {
         "recipe": "demo",
-        "data_dir": str(data.relative_to(paths.repo_root())),
+        "data_dir": paths.relative(data),
         **(parameters or {}),
     }
     results = run_variants(
@@ -277,7 +277,7 @@ def run_demo(
     failed = [r for r in results if not r.ok]
     t_train = time.perf_counter() - t0
     # a run whose notebook failed after training (e.g. the gain check) is still reported, and flagged below
-    finished = [str(r.run_dir.relative_to(paths.repo_root())) for r in results if is_finished(r.run_dir)]
+    finished = [paths.relative(r.run_dir) for r in results if is_finished(r.run_dir)]
     if not finished:
         print("no variant finished; no report written", file=sys.stderr)
         return 1

@@ -1157,28 +1157,28 @@ def load_transfer(pattern: str = f"{SNAPSHOT_DIR}/bench/bench-transfer*.json") -
     return _load_result_files(pattern, "real_psnr", "transfer", row)
 
 
-def _transfer_markdown(table: pd.DataFrame) -> str:
-    def num(value: Any, spec: str = "{:.2f}") -> str:
-        missing = value is None or (isinstance(value, float) and math.isnan(value))
-        return "-" if missing else spec.format(value)
+def _cell(value: Any, spec: str = "{:.2f}") -> str:
+    """A table cell: ``spec`` applied to ``value``, or "-" when it is missing (None or NaN)."""
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "-" if missing else spec.format(value)
 
+
+def _transfer_markdown(table: pd.DataFrame) -> str:
     rows = []
     for _, r in table.iterrows():
-        tta_gain = (
-            None if r.get("real_psnr_tta") is None or r.get("input_psnr_on_tta_subset") is None
-            else r["real_psnr_tta"] - r["input_psnr_on_tta_subset"]
-        )
-        hflip_gain = (
-            None if r.get("real_psnr_tta_hflip") is None or r.get("input_psnr_on_tta_subset") is None
-            else r["real_psnr_tta_hflip"] - r["input_psnr_on_tta_subset"]
-        )
+        base = r.get("input_psnr_on_tta_subset")  # TTA gains are over the input of the TTA subset
+        gain = {
+            key: None if r.get(key) is None or base is None else r[key] - base
+            for key in ("real_psnr_tta", "real_psnr_tta_hflip")
+        }
         rows.append({
-            "preset": r["preset"], "budget (s)": num(r["budget_s"], "{:.0f}"),
-            "steps": num(r["steps"], "{:.0f}"),
-            "real pairs": num(r["n_real"], "{:.0f}"), "input PSNR": num(r["input_psnr"]),
-            "PSNR": num(r["real_psnr"]), "gain (dB)": num(r["gain_db"], "{:+.2f}"),
-            "TTA (8) gain": num(tta_gain, "{:+.2f}"), "mirror TTA gain": num(hflip_gain, "{:+.2f}"),
-            "TTA pairs": num(r["tta_images"], "{:.0f}"), "device": r["device"] or "-",
+            "preset": r["preset"], "budget (s)": _cell(r["budget_s"], "{:.0f}"),
+            "steps": _cell(r["steps"], "{:.0f}"),
+            "real pairs": _cell(r["n_real"], "{:.0f}"), "input PSNR": _cell(r["input_psnr"]),
+            "PSNR": _cell(r["real_psnr"]), "gain (dB)": _cell(r["gain_db"], "{:+.2f}"),
+            "TTA (8) gain": _cell(gain["real_psnr_tta"], "{:+.2f}"),
+            "mirror TTA gain": _cell(gain["real_psnr_tta_hflip"], "{:+.2f}"),
+            "TTA pairs": _cell(r["tta_images"], "{:.0f}"), "device": r["device"] or "-",
         })  # fmt: skip
     shown = pd.DataFrame(rows, index=table.index)
     shown.index.name = "result"
@@ -1197,8 +1197,7 @@ def _benchmark_markdown(table: pd.DataFrame) -> str:
     for key, title in names.items():
         if key in table.columns:
             spec = fmt.get(key, "{:.2f}" if "psnr" in key else "{}")
-            shown[title] = [("-" if v is None or (isinstance(v, float) and math.isnan(v)) else spec.format(v))
-                            for v in table[key]]  # fmt: skip
+            shown[title] = [_cell(v, spec) for v in table[key]]
     shown.index.name = "result"
     return shown.to_markdown(disable_numparse=True, colalign=["left"] + ["right"] * len(shown.columns))
 
