@@ -250,7 +250,7 @@ def score_real(model: nn.Module, pairs: Sequence[Pair], tta_images: int | None =
     subset = spread(pairs, tta_images)
     tta = evaluate_pairs(model, subset, tta=True) if subset else None
     t2 = time.perf_counter()
-    hflip = evaluate_pairs(lambda x: (model(x) + model(x.flip(-1)).flip(-1)) / 2, subset) if subset else None
+    hflip = evaluate_pairs(model, subset, tta="hflip") if subset else None
     names = {p.name for p in subset}
     on_subset = plain.per_image[plain.per_image["name"].isin(names)]
     ident_subset = identity.per_image[identity.per_image["name"].isin(names)]
