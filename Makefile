@@ -38,7 +38,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
 
 bench: $(STAMP)
-	$(PY) benchmarks/bench_model.py --preset full
+	$(PY) -m benchmarks.bench_model --preset full
 
 clean-runs:
 	rm -rf runs

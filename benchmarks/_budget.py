@@ -26,13 +26,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from hw4lib.config import TrainConfig
 from hw4lib.data import Pair, find_pairs, split_pairs
-from hw4lib.infer import evaluate_pairs
-from hw4lib.io import save_torch_atomic
 from hw4lib.losses import build_loss
 from hw4lib.model import build_model
 from hw4lib.paths import relative, resolve
-from hw4lib.train import TrainConfig, fit, load_run_model, read_run
+from hw4lib.runs import CONFIG, load_model, load_run
+from hw4lib.scoring import ScoreResult, samples_from_pairs, score_model
+from hw4lib.train import fit
 
 EPOCHS_TARGET = 10  # epochs per budget: each ends with a checkpoint, few enough to keep that overhead small
 SAFETY = 0.9  # share of the remaining budget planned as steps (the probe is optimistic: no data, no saves)
@@ -132,7 +133,7 @@ class BudgetRun:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
         d["run_dir"] = relative(self.run_dir)
         d["steps_per_s"] = self.steps_per_s
-        config = json.loads((self.run_dir / "config.json").read_text(encoding="utf-8"))
+        config = json.loads((self.run_dir / CONFIG).read_text(encoding="utf-8"))
         d["config"] = {k: config.get(k) for k in CONFIG_KEYS}  # what the recipe actually was
         return d
 
@@ -140,20 +141,6 @@ class BudgetRun:
 def replan(done_epochs: int, epoch_seconds: float, remaining_s: float) -> int:
     """Total epochs: ``done_epochs`` plus as many ``epoch_seconds`` epochs as fit in ``remaining_s``."""
     return done_epochs + max(0, int(remaining_s / max(epoch_seconds, 1e-6)))
-
-
-def _set_cosine_horizon(checkpoint: Path, total_steps: int) -> None:
-    """Make a resumed ``fit`` anneal over ``total_steps``.
-
-    ``fit`` means to take the horizon from the resumed config, but ``LambdaLR.load_state_dict`` copies the
-    saved ``WarmupCosine`` attributes into the new schedule object (the very one ``fit`` then re-installs), so
-    the old horizon wins; writing the new one into the checkpoint works whether or not that gets fixed.
-    """
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    for fn in state["scheduler"].get("lr_lambdas", []):
-        if isinstance(fn, dict) and "total" in fn:
-            fn["total"] = int(total_steps)
-    save_torch_atomic(state, checkpoint)
 
 
 def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None = None) -> BudgetRun:
@@ -199,7 +186,7 @@ def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None
     run_dir = config.resolved_run_dir()
     complete = run(epochs, calibrate_at, resume=False)
     if not complete and calibrate_at is not None:
-        history = read_run(run_dir).history
+        history = load_run(run_dir, finished=False).history
         done = int(history["epoch"].iloc[-1])
         if done == calibrate_at and time.perf_counter() < deadline:
             # a resume reloads the data and re-checks the baseline: count it like one more epoch
@@ -207,17 +194,16 @@ def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None
             epochs = max(done + 1, replan(done, epoch_s, deadline - time.perf_counter() - epoch_s))
             print(f"calibrated: {epoch_s:.1f} s per epoch of {per_epoch} steps -> {epochs} epochs in all",
                   flush=True)
-            _set_cosine_horizon(run_dir / "last.pt", epochs * per_epoch)
             complete = run(epochs, None, resume=True)
     wall = time.perf_counter() - start
-    history = read_run(run_dir).history
+    history = load_run(run_dir, finished=False).history
     last = history.iloc[-1]
     loop = float(history["images_per_s"].median()) / config.batch_size
     if not complete:
         print(f"budget reached after epoch {int(last['epoch'])}/{epochs}: the schedule was cut short",
               flush=True)
     return BudgetRun(
-        run_dir=run_dir, model=load_run_model(run_dir, "last"),
+        run_dir=run_dir, model=load_model(run_dir, "last"),
         budget_s=budget_s, train_wall_s=wall, steps=int(last["step"]), epochs=int(last["epoch"]),
         planned_steps=epochs * per_epoch, planned_epochs=epochs, first_plan_epochs=planned_first,
         steps_per_epoch=per_epoch, schedule_complete=complete, probe_s_per_step=probe,
@@ -243,14 +229,17 @@ def score_real(model: nn.Module, pairs: Sequence[Pair], tta_images: int | None =
     direction: the 90-degree rotations of the 8-way TTA show a model trained without rotations horizontal
     streaks it has never seen, while a mirror keeps them near vertical.
     """
+    def evaluate(fn: Any, chosen: Sequence[Pair], tta: Any = False) -> ScoreResult:
+        return ScoreResult(score_model(fn, samples_from_pairs(chosen), tta=tta, quantize=True))
+
     t0 = time.perf_counter()
-    identity = evaluate_pairs(lambda x: x, pairs)
-    plain = evaluate_pairs(model, pairs)
+    identity = evaluate(lambda x: x, pairs)
+    plain = evaluate(model, pairs)
     t1 = time.perf_counter()
     subset = spread(pairs, tta_images)
-    tta = evaluate_pairs(model, subset, tta=True) if subset else None
+    tta = evaluate(model, subset, tta=True) if subset else None
     t2 = time.perf_counter()
-    hflip = evaluate_pairs(model, subset, tta="hflip") if subset else None
+    hflip = evaluate(model, subset, tta="hflip") if subset else None
     names = {p.name for p in subset}
     on_subset = plain.per_image[plain.per_image["name"].isin(names)]
     ident_subset = identity.per_image[identity.per_image["name"].isin(names)]

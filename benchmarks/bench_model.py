@@ -17,15 +17,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn as nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from benchmarks.official_promptir import OfficialPromptIR  # noqa: E402
-from hw4lib.model import DEAD_LAYERS, PRESETS, build_model, count_parameters  # noqa: E402
+from benchmarks.official_promptir import OfficialPromptIR
+from hw4lib.model import DEAD_LAYERS, PRESETS, build_model, count_parameters
 
 
 def _peak_rss_mb() -> float:

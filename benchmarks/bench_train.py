@@ -1,8 +1,8 @@
 """Training throughput: images per second of one PromptIR train step (forward, loss, backward, AdamW step).
 
-    python benchmarks/bench_train.py --preset tiny --patch 48 --batch 8 --steps 20
-    python benchmarks/bench_train.py --preset full --patch 128 --batch 8 --steps 50 --device cuda --compile
-    python benchmarks/bench_train.py --preset tiny --patch 48 --batch 8 --data data/demo --workers 0 2
+    python -m benchmarks.bench_train --preset tiny --patch 48 --batch 8 --steps 20
+    python -m benchmarks.bench_train --preset full --patch 128 --batch 8 --steps 50 --device cuda --compile
+    python -m benchmarks.bench_train --preset tiny --patch 48 --batch 8 --data data/demo --workers 0 2
 
 The step is measured on random tensors already on the device, so it is the model's speed alone. With
 ``--data`` the script also times the training DataLoader of ``hw4lib.train`` (decoded-image cache, random
@@ -13,18 +13,18 @@ The last line is JSON for scripts. Not a test: timings depend on the machine.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sys
 import time
-from pathlib import Path
 
 import torch
+from torch.utils.data import DataLoader
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from hw4lib.losses import build_loss  # noqa: E402
-from hw4lib.model import build_model, count_parameters  # noqa: E402
+from hw4lib import paths
+from hw4lib.data import PairedDataset, find_pairs
+from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
+from hw4lib.losses import build_loss
+from hw4lib.model import build_model, count_parameters
+from hw4lib.train import _collate, _EpochView, _GlobalOrderBatches
 
 
 def _sync(device: torch.device) -> None:
@@ -37,17 +37,14 @@ def bench_step(args: argparse.Namespace, device: torch.device) -> dict:
     model = build_model(args.preset).to(device).train()
     criterion = build_loss(args.loss).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-4, weight_decay=1e-2)
-    amp_dtype = None
-    if args.amp and device.type == "cuda":
-        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
+    dtype = amp_dtype(device, args.amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     step_model = torch.compile(model) if args.compile else model
     x = torch.rand(args.batch, 3, args.patch, args.patch, device=device)
     y = (x * 0.9).clamp(0, 1)
 
     def step() -> None:
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        with ctx:
+        with autocast(device, dtype):
             out = step_model(x)
         loss = criterion(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -72,7 +69,7 @@ def bench_step(args: argparse.Namespace, device: torch.device) -> dict:
         "batch": args.batch,
         "steps": args.steps,
         "device": str(device),
-        "precision": str(amp_dtype).replace("torch.", "") if amp_dtype else "fp32",
+        "precision": precision_name(dtype),
         "compile": args.compile,
         "threads": torch.get_num_threads(),
         "seconds_per_step": seconds / args.steps,
@@ -85,12 +82,6 @@ def bench_step(args: argparse.Namespace, device: torch.device) -> dict:
 
 
 def bench_loader(args: argparse.Namespace, workers: int) -> dict:
-    from torch.utils.data import DataLoader
-
-    from hw4lib import paths
-    from hw4lib.data import PairedDataset, find_pairs
-    from hw4lib.train import _collate, _EpochView, _GlobalOrderBatches
-
     pairs = find_pairs(paths.resolve(args.data))
     dataset = PairedDataset(pairs, patch_size=args.patch, augment=True, cache=True, repeat=4, seed=0)
     t0 = time.perf_counter()
@@ -131,10 +122,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device == "auto":
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        device = torch.device(args.device)
+    device = resolve_device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")

@@ -6,7 +6,7 @@ layout with a fixed 80/20 split (``import-pairs --test-fraction 0.2 --seed 0``);
 validation) for ``--budget-s`` seconds, and the last weights are scored on the 20 held-out pairs at full size:
 PSNR/SSIM with and without the 8x flip/rotate TTA, against the identity baseline (the rainy input itself).
 
-    python benchmarks/rain100l_budget.py --preset tiny            # 600 s; then --preset small
+    python -m benchmarks.rain100l_budget --preset tiny            # 600 s; then --preset small
 
 Writes ``runs/bench-rain100l-<preset>.json`` (the report's "real data" table reads preset, budget_s, val_psnr,
 val_psnr_tta, val_ssim, input_psnr, steps_per_s, peak_mem_mb). The figures depend on what else runs on the
@@ -22,9 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from benchmarks._budget import (  # noqa: E402
+from benchmarks._budget import (
     machine,
     peak_mem_mb,
     score_real,
@@ -32,11 +30,12 @@ from benchmarks._budget import (  # noqa: E402
     table,
     train_for_budget,
 )
-from hw4lib.data import DataError, Pair  # noqa: E402
-from hw4lib.importers import import_pairs  # noqa: E402
-from hw4lib.io import write_json_atomic  # noqa: E402
-from hw4lib.paths import resolve  # noqa: E402
-from hw4lib.train import load_run_model, make_config  # noqa: E402
+from hw4lib.config import make_config
+from hw4lib.data import DataError, Pair
+from hw4lib.importers import import_pairs
+from hw4lib.io import write_json_atomic
+from hw4lib.paths import resolve
+from hw4lib.runs import LAST, load_model
 
 DEFAULT_RAIN100L = "../shared/data/rain100l"
 TEST_FRACTION, SPLIT_SEED = 0.2, 0  # the fixed 80/20 split
@@ -96,12 +95,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     run_dir = resolve(args.run_dir or f"runs/bench-rain100l-{args.preset}")
     out = resolve(args.out or f"runs/bench-rain100l-{args.preset}.json")
     if args.score_only:
-        if not out.is_file() or not (run_dir / "last.pt").is_file():
-            print(f"error: --score-only needs an earlier run: {out} and {run_dir / 'last.pt'}",
+        if not out.is_file() or not (run_dir / LAST).is_file():
+            print(f"error: --score-only needs an earlier run: {out} and {run_dir / LAST}",
                   file=sys.stderr)
             return 2
         earlier = json.loads(out.read_text(encoding="utf-8"))
-        training, model = earlier["training"], load_run_model(run_dir, "last")
+        training, model = earlier["training"], load_model(run_dir, "last")
         budget_s, recipe = earlier["budget_s"], earlier["recipe"]
         info = {k: earlier.get(k, v) for k, v in info.items()}  # the machine of the training run
     else:

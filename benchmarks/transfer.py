@@ -1,13 +1,15 @@
-"""Synthetic-to-real transfer: train on the demo set's synthetic rain only, score on 100 real Rain100L pairs.
+"""Transfer: train on the rain pairs of one set only, score on the real pairs of another (by default the demo
+set's synthetic rain and the 100 real Rain100L pairs).
 
 This measures how realistic the demo rain is: the ``small`` preset is trained with ``hw4lib.train.fit`` on the
-rain pairs of ``data/demo`` (generated if missing; the snow pairs are left out) for a fixed wall-clock budget,
-then restores every Rain100L photograph at full size, a set it never saw. PSNR/SSIM against the identity
-baseline (the rainy input itself: 25.5 dB), with and without the 8x flip/rotate TTA. A better synthesizer
-gives a larger real gain.
+rain pairs of ``--demo`` (``data/demo`` generated if missing; the snow pairs are left out) for a fixed
+wall-clock budget, then restores every pair of ``--rain100l`` at full size, a set it never saw. PSNR/SSIM
+against the identity baseline (the rainy input itself), with and without the 8x flip/rotate TTA. A better
+synthesizer gives a larger real gain. The table and the JSON name the two sets after the folders given, and
+call the training rain "synthetic" only when the set says it was generated (its ``synth.json``).
 
-    python benchmarks/transfer.py                 # 600 s of training, then about as long again to evaluate
-    python benchmarks/transfer.py --tta-images 20 # TTA (8 forwards per image) on 20 evenly spaced pairs only
+    python -m benchmarks.transfer                 # 600 s of training, then about as long again to evaluate
+    python -m benchmarks.transfer --tta-images 20 # TTA (8 forwards per image) on 20 evenly spaced pairs only
 
 Writes ``runs/bench-transfer.json``.
 """
@@ -23,9 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-
-from benchmarks._budget import (  # noqa: E402
+from benchmarks._budget import (
     machine,
     peak_mem_mb,
     score_real,
@@ -33,11 +33,13 @@ from benchmarks._budget import (  # noqa: E402
     table,
     train_for_budget,
 )
-from hw4lib.data import DataError, Pair, find_pairs  # noqa: E402
-from hw4lib.importers import find_source_pairs  # noqa: E402
-from hw4lib.io import write_json_atomic  # noqa: E402
-from hw4lib.paths import data_dir, relative, resolve  # noqa: E402
-from hw4lib.train import make_config  # noqa: E402
+from hw4lib.config import make_config
+from hw4lib.data import DataError, Pair, find_pairs
+from hw4lib.importers import find_source_pairs
+from hw4lib.io import write_json_atomic
+from hw4lib.paths import data_dir, relative, resolve
+from hw4lib.synth import MANIFEST as SYNTH_MANIFEST
+from hw4lib.synth import generate_demo_dataset
 
 DEFAULT_RAIN100L = "../shared/data/rain100l"
 
@@ -104,8 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     demo = resolve(args.demo)
     if not demo.is_dir():
-        from hw4lib.synth import generate_demo_dataset
-
         print(f"generating the demo set in {demo} ...", flush=True)
         generate_demo_dataset(demo)
     train_dir = resolve(args.rain_only)
@@ -119,12 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     run = train_for_budget(config, args.budget_s, args.max_steps)
     scores = score_real(run.model, real, args.tta_images)
+    synthetic = (demo / SYNTH_MANIFEST).is_file()
+    trained_on = f"{'synthetic' if synthetic else demo.name} rain only"
 
     result = {
         "preset": args.preset,
         "budget_s": args.budget_s,
         "train_data": f"{relative(demo)} rain pairs only ({n_rain}; {run.n_train} trained on)",
-        "eval_data": f"Rain100L, {scores['n']} real pairs (never trained on)",
+        "train_synthetic": synthetic,
+        "eval_data": f"{src.name}, {scores['n']} pairs (never trained on)",
+        "eval_name": src.name,
         "real_psnr": scores["psnr"],
         "real_psnr_tta": scores["psnr_tta"],
         "real_ssim": scores["ssim"],
@@ -154,15 +158,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     n, k = scores["n"], scores["tta_images"]
     print()
-    print(f"trained {args.preset} on {run.n_train} synthetic rain pairs: {run.steps} steps in "
-          f"{run.train_wall_s:.0f} s (budget {args.budget_s:.0f} s), {run.steps_per_s:.3f} steps/s, "
-          f"peak memory {run.peak_mem_mb:.0f} MiB; scored on {n} real Rain100L pairs")
+    print(f"trained {args.preset} on {run.n_train} {'synthetic' if synthetic else demo.name} rain pairs: "
+          f"{run.steps} steps in {run.train_wall_s:.0f} s (budget {args.budget_s:.0f} s), "
+          f"{run.steps_per_s:.3f} steps/s, peak memory {run.peak_mem_mb:.0f} MiB; scored on {n} pairs of "
+          f"{src.name}")
     print(table([
         ("identity (rainy input)", scores["input_psnr"], scores["input_ssim"], n),
-        (f"{args.preset}, synthetic rain only", scores["psnr"], scores["ssim"], n),
-        (f"{args.preset}, synthetic rain only + TTA (8)", scores["psnr_tta"], scores["ssim_tta"], k),
-        (f"{args.preset}, synthetic rain only + mirror", scores["psnr_tta_hflip"], scores["ssim_tta_hflip"],
-         k),
+        (f"{args.preset}, {trained_on}", scores["psnr"], scores["ssim"], n),
+        (f"{args.preset}, {trained_on} + TTA (8)", scores["psnr_tta"], scores["ssim_tta"], k),
+        (f"{args.preset}, {trained_on} + mirror", scores["psnr_tta_hflip"], scores["ssim_tta_hflip"], k),
     ]))
     print(f"transfer gain over identity: {scores['gain_db']:+.2f} dB "
           f"(TTA {result['gain_tta_db']:+.2f} dB on {k} pairs)")

@@ -24,7 +24,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import argparse
 import re
 import warnings
 import zlib
@@ -40,8 +39,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from hw4lib.metrics import psnr_uint8
+
 __all__ = [
-    "DEGRADATIONS",
+    "KINDS",
+    "IMAGE_SUFFIXES",
     "DataError",
     "Pair",
     "Problem",
@@ -56,11 +58,14 @@ __all__ = [
     "paired_augment",
     "to_tensor",
     "to_uint8",
+    "most_degraded_window",
+    "short_list",
     "check_data",
-    "add_commands",
 ]
 
-DEGRADATIONS = ("rain", "snow")
+KINDS = ("rain", "snow")  # the degradation types of the course data, in the order tables list them
+# image files read outside the course layout (test folders, imported sets, snow masks)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 LAYOUT = (
     "ROOT/train/degraded/{rain,snow}-N.png, ROOT/train/clean/{rain,snow}_clean-N.png, "
@@ -108,7 +113,7 @@ def _natural_key(name: str) -> tuple:
 
 
 def _pair_key(pair: Pair) -> tuple:
-    kind_rank = DEGRADATIONS.index(pair.kind) if pair.kind in DEGRADATIONS else len(DEGRADATIONS)
+    kind_rank = KINDS.index(pair.kind) if pair.kind in KINDS else len(KINDS)
     return (kind_rank, pair.kind, _natural_key(pair.name))
 
 
@@ -117,6 +122,12 @@ def _visible_files(folder: Path) -> list[Path]:
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
         key=lambda p: _natural_key(p.name),
     )
+
+
+def short_list(names: Sequence[str], limit: int = 5) -> str:
+    """The first ``limit`` names, comma-separated, and how many more: for messages about many files."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def _summarise(problems: Sequence[Problem], limit: int = 8) -> str:
@@ -142,7 +153,7 @@ def _missing_folder(folder: Path, what: str) -> Problem:
     )
 
 
-def _scan_train(root: str | Path, kinds: Sequence[str] = DEGRADATIONS) -> tuple[list[Pair], list[Problem]]:
+def _scan_train(root: str | Path, kinds: Sequence[str] = KINDS) -> tuple[list[Pair], list[Problem]]:
     """Pair the training images by name without decoding them; collect every problem instead of raising."""
     root = Path(root)
     if not root.is_dir():
@@ -229,7 +240,7 @@ def _scan_test(root: str | Path) -> tuple[list[Path], list[Problem]]:
 # finding and loading
 
 
-def find_pairs(root: str | Path, strict: bool = False, kinds: Sequence[str] = DEGRADATIONS) -> list[Pair]:
+def find_pairs(root: str | Path, strict: bool = False, kinds: Sequence[str] = KINDS) -> list[Pair]:
     """All (degraded, clean) pairs under ``ROOT/train``, sorted by kind (rain, snow) then number.
 
     Raises ``DataError`` for missing folders and unmatched twins. Files with unknown names are skipped with a
@@ -487,6 +498,20 @@ class PairedDataset(Dataset):
         )
 
 
+def most_degraded_window(degraded: np.ndarray, clean: np.ndarray, size: int) -> tuple[int, int]:
+    """Top-left corner (top, left) of the ``size`` x ``size`` window where two (H, W, C) images differ most
+    (sum of absolute differences; ties go to the top-left-most window)."""
+    h, w = clean.shape[:2]
+    size = max(1, min(size, h, w))
+    err = np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).sum(axis=2)
+    integral = np.pad(err, ((1, 0), (1, 0))).cumsum(0).cumsum(1)  # box sums of every window in O(HW)
+    sums = (
+        integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size] + integral[:-size, :-size]
+    )
+    top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(top), int(left)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # check-data
 
@@ -558,8 +583,6 @@ def check_data(
     ``max_images`` limits the decoded pairs per kind and the decoded test images (evenly spaced); every file
     is still paired by name. ``patch_size`` additionally flags images too small for that crop.
     """
-    from hw4lib.metrics import psnr_uint8
-
     root = Path(root)
     report = DataReport(root=root)
     pairs, problems = _scan_train(root)
@@ -621,27 +644,3 @@ def check_data(
     report.input_psnr = {k: float(np.mean(v)) for k, v in psnrs.items() if v}
     report.problems.sort(key=lambda p: (p.level != "error", _natural_key(str(p.path))))
     return report
-
-
-def _run_check_data(args: argparse.Namespace) -> int:
-    from hw4lib.paths import resolve
-
-    report = check_data(resolve(args.root), max_images=args.max_images, patch_size=args.patch_size)
-    print(report.format(max_problems=args.max_problems))
-    return 0 if report.ok else 1
-
-
-def add_commands(subparsers: Any) -> None:
-    """``check-data ROOT``: pair, decode and summarise a dataset; exit 1 when training would fail."""
-    p = subparsers.add_parser(
-        "check-data",
-        help="check a dataset folder (pairs, decodable images, sizes, input PSNR)",
-        description=f"Check a dataset in the course layout ({LAYOUT}). Exit status 1: training would fail.",
-    )
-    p.add_argument("root", help="dataset folder (relative paths are taken from the repository root)")
-    p.add_argument(
-        "--max-images", type=int, metavar="N", help="decode at most N pairs per kind, N test images"
-    )
-    p.add_argument("--patch-size", type=int, metavar="P", help="also flag images smaller than this crop size")
-    p.add_argument("--max-problems", type=int, default=20, metavar="N", help="how many problems to print")
-    p.set_defaults(func=_run_check_data)

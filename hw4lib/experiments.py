@@ -12,9 +12,6 @@ demo data, the three variants on the CPU demo recipe, then the report).
 
 from __future__ import annotations
 
-import argparse
-import glob
-import json
 import os
 import sys
 import time
@@ -23,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hw4lib import paths
+from hw4lib import paths, synth
+from hw4lib.runs import is_finished, read_metrics, unfinished_reason, variant_name
 
 __all__ = [
     "DEFAULT_LOSSES",
@@ -31,30 +29,11 @@ __all__ = [
     "run_variants",
     "run_report",
     "run_demo",
-    "variant_name",
-    "is_finished",
-    "unfinished_reason",
-    "add_commands",
 ]
 
 DEFAULT_LOSSES = ("l1", "l1_ssim", "mse")
 TRAIN_NOTEBOOK = "notebooks/train.ipynb"
 REPORT_NOTEBOOK = "notebooks/report.ipynb"
-# metrics.json keys a finished run has (hw4lib.train writes them at the end of fit); same as report.py
-REQUIRED_METRICS = (
-    "best_epoch",
-    "best_val_psnr",
-    "best_val_psnr_rain",
-    "best_val_psnr_snow",
-    "best_val_ssim",
-    "input_psnr",
-    "params",
-    "wall_seconds",
-    "device",
-    "loss",
-)
-
-
 @dataclass
 class VariantResult:
     """What happened to one variant: ``status`` is ``"done"``, ``"skipped"`` (done before) or ``"failed"``."""
@@ -85,41 +64,6 @@ class VariantResult:
             )
         what = "already finished, skipped" if self.status == "skipped" else f"done in {self.seconds:.0f} s"
         return f"{self.name}: {what}{score}"
-
-
-def variant_name(prefix: str, loss: str) -> str:
-    """``<prefix>-<loss>``, safe as a file name (``l1+0.1*edge`` -> ``l1_0.1xedge``)."""
-    safe = loss.replace("+", "_").replace("*", "x").replace("/", "_").replace(" ", "")
-    return f"{prefix}-{safe}" if prefix else safe
-
-
-def _read_metrics(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "metrics.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def unfinished_reason(run_dir: str | os.PathLike[str]) -> str | None:
-    """Why ``run_dir`` is not a finished run (``None`` when it is): no ``metrics.json``, keys missing, or
-    ``"complete": false`` (hw4lib.train rewrites metrics.json after every epoch and marks the last one)."""
-    run_dir = paths.resolve(run_dir)
-    metrics = _read_metrics(run_dir)
-    if metrics is None:
-        return f"{run_dir / 'metrics.json'} is missing or unreadable"
-    missing = [key for key in REQUIRED_METRICS if key not in metrics]
-    if missing:
-        return f"{run_dir / 'metrics.json'} lacks {', '.join(missing)}"
-    if metrics.get("complete", True) is False:
-        done = metrics.get("epochs_done", "?")
-        return f"{run_dir} stopped after epoch {done} (metrics.json says complete: false)"
-    return None
-
-
-def is_finished(run_dir: str | os.PathLike[str]) -> bool:
-    """True when ``run_dir`` holds a finished run (see :func:`unfinished_reason`)."""
-    return unfinished_reason(run_dir) is None
 
 
 def _describe_error(err: BaseException) -> str:
@@ -193,7 +137,7 @@ def run_variants(
         run_dir, executed = out_dir / name, out_dir / f"{name}.ipynb"
         result = VariantResult(loss=loss, name=name, run_dir=run_dir, notebook=executed, status="done")
         if not force and is_finished(run_dir):
-            result.status, result.metrics = "skipped", _read_metrics(run_dir) or {}
+            result.status, result.metrics = "skipped", read_metrics(run_dir)
         else:
             if verbose:
                 print(f"[{i}/{len(losses)}] {name}: running {nb_path.name} with loss={loss!r}", flush=True)
@@ -218,7 +162,7 @@ def run_variants(
                         f"training run? (see {executed})"
                     )
                 else:
-                    result.metrics = _read_metrics(run_dir) or {}
+                    result.metrics = read_metrics(run_dir)
         if verbose:
             print(f"[{i}/{len(losses)}] {result.summary()}", flush=True)
         results.append(result)
@@ -260,8 +204,6 @@ def run_demo(
     Returns an exit code: 0 when every variant finished and the report was written.
     """
     t0 = time.perf_counter()
-    from hw4lib import synth
-
     data = paths.data_dir("demo")
     if not (data.is_dir() and any(data.iterdir())):
         print(f"generating the demo data set in {data} ...", flush=True)
@@ -295,109 +237,3 @@ def run_demo(
     for r in failed:
         print(f"variant {r.name} failed: {r.error}", file=sys.stderr)
     return 1 if failed else 0
-
-
-# ------------------------------------------------------------------------------------------------------ CLI
-
-
-def _parse_value(text: str) -> Any:
-    """A ``-p key value`` value: JSON when it parses (numbers, true/false/null, lists), else the string."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-
-
-def _run_experiments(args: argparse.Namespace) -> int:
-    losses = [s.strip() for s in args.losses.split(",") if s.strip()]
-    params = {key: _parse_value(value) for key, value in (args.parameters or [])}
-    results = run_variants(
-        losses,
-        prefix=args.prefix,
-        parameters=params,
-        notebook=args.notebook,
-        force=args.force,
-        kernel_name=args.kernel,
-    )
-    failed = [r for r in results if not r.ok]
-    print(f"{len(results) - len(failed)} of {len(results)} variants finished")
-    for r in failed:
-        print(f"  {r.name}: {r.error}", file=sys.stderr)
-    return 1 if failed else 0
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    runs: str | list[str]
-    if args.runs:
-        runs = args.runs[0] if len(args.runs) == 1 else list(args.runs)
-    else:
-        runs = "runs/demo-*"
-        if not glob.glob(str(paths.resolve(runs))):
-            from hw4lib.report import SNAPSHOT_DIR
-
-            runs = f"{SNAPSHOT_DIR}/*"
-            print(
-                f"no run folders match runs/demo-*; rebuilding the report from the committed snapshot {runs}"
-            )
-    executed = run_report(runs, data_dir=args.data_dir, kernel_name=args.kernel)
-    print(f"report written: report/report.md, report/report.html (executed notebook: {executed})")
-    return 0
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    return run_demo(force=args.force, kernel_name=args.kernel)
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``experiments``, ``report`` and ``demo`` to the ``python -m hw4lib`` parser."""
-    p = subparsers.add_parser(
-        "experiments",
-        help="train several loss variants through notebooks/train.ipynb (papermill)",
-        description="Execute the training notebook once per loss; finished variants are skipped (--force).",
-    )
-    p.add_argument(
-        "--losses", default=",".join(DEFAULT_LOSSES), help="comma-separated losses (default: %(default)s)"
-    )
-    p.add_argument("--prefix", default="demo", help="runs are named <prefix>-<loss> (default: %(default)s)")
-    p.add_argument(
-        "-p",
-        "--parameter",
-        dest="parameters",
-        nargs=2,
-        action="append",
-        metavar=("KEY", "VALUE"),
-        help="a notebook parameter shared by all variants, e.g. -p preset full -p epochs 25 (repeatable)",
-    )
-    p.add_argument(
-        "--notebook", default=TRAIN_NOTEBOOK, help="the notebook to execute (default: %(default)s)"
-    )
-    p.add_argument("--force", action="store_true", help="re-run variants that already finished")
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
-    p.set_defaults(func=_run_experiments)
-
-    p = subparsers.add_parser(
-        "report",
-        help="write report/report.md and .html from run folders (executes notebooks/report.ipynb)",
-        description="Build the tables, figures and report from existing runs; trains nothing.",
-    )
-    p.add_argument(
-        "--runs",
-        nargs="*",
-        default=None,
-        help="run folders or a glob (default: runs/demo-*, else the committed snapshot in report/run-data)",
-    )
-    p.add_argument(
-        "--data-dir", default=None, help="data set for the visual comparisons (default: each run's own)"
-    )
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
-    p.set_defaults(func=_run_report)
-
-    p = subparsers.add_parser(
-        "demo",
-        help="the main job on CPU: demo data, the l1 / l1_ssim / mse variants, then the report",
-        description="Generate data/demo if missing, train the three loss variants with the CPU demo recipe, "
-        "and write the report. Finished variants are reused unless --force.",
-    )
-    p.add_argument("--force", action="store_true", help="re-train variants that already finished")
-    p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
-    p.set_defaults(func=_run_demo)

@@ -27,7 +27,6 @@ moves them in.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import os
@@ -42,12 +41,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hw4lib.data import DEGRADATIONS, DataError, load_image
+from hw4lib import paths
+from hw4lib.data import IMAGE_SUFFIXES, KINDS, DataError, load_image
 
 __all__ = ["LAYOUTS", "Layout", "SourcePair", "ImportSummary", "detect_layout", "find_source_pairs",
-           "import_pairs", "add_commands"]
+           "import_pairs", "supported_layouts"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MODES = ("new", "append", "force")
 MANIFEST = "sources.csv"
 LABELS = "test/labels.csv"  # name,kind,level: the demo set's convention (hw4lib.synth), read by infer.score
@@ -91,7 +90,7 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def _supported() -> str:
+def supported_layouts() -> str:
     return "; ".join(f"{name}: {layout.example}" for name, layout in LAYOUTS.items())
 
 
@@ -114,7 +113,9 @@ def detect_layout(src: str | os.PathLike[str]) -> Layout:
     if not found:
         inside = [p for p in sorted(src.iterdir()) if p.is_dir() and _matches(p)]
         hint = f" (did you mean {inside[0]}?)" if inside else ""
-        raise DataError(f"{src}: unknown layout (it holds {shown}){hint}. Supported layouts: {_supported()}")
+        raise DataError(
+            f"{src}: unknown layout (it holds {shown}){hint}. Supported layouts: {supported_layouts()}"
+        )
     names = ", ".join(lay.name for lay in found)
     raise DataError(f"{src}: matches several layouts ({names}); pick one with --layout")
 
@@ -157,7 +158,7 @@ def find_source_pairs(src: str | os.PathLike[str], layout: str | Layout = "auto"
     lay = detect_layout(src) if layout == "auto" else layout if isinstance(layout, Layout) else None
     if lay is None:
         if layout not in LAYOUTS:
-            raise DataError(f"unknown layout {layout!r}; choose auto or one of: {_supported()}")
+            raise DataError(f"unknown layout {layout!r}; choose auto or one of: {supported_layouts()}")
         lay = LAYOUTS[layout]
     deg_dir, clean_dir = src / lay.degraded_dir, src / lay.clean_dir
     for folder in (deg_dir, clean_dir):
@@ -248,18 +249,16 @@ def import_pairs(
     ``test/clean``; the rest to ``train/``. ``mode`` is "new" (refuse a non-empty ``out``), "append" (continue
     the numbering in ``out``) or "force" (replace ``out``). ``progress(done, total)`` is called per pair.
     """
-    from hw4lib import paths
-
     src = Path(src)
     out = Path(out) if out is not None else paths.data_dir(src.resolve().name)
-    if kind not in DEGRADATIONS:
-        raise DataError(f"unknown --type {kind!r}; choose one of {', '.join(DEGRADATIONS)}")
+    if kind not in KINDS:
+        raise DataError(f"unknown --type {kind!r}; choose one of {', '.join(KINDS)}")
     if not 0.0 <= test_fraction < 1.0:
         raise DataError(f"--test-fraction must be in [0, 1), got {test_fraction}")
     _check_out(src, out, mode)
     lay = detect_layout(src) if layout == "auto" else LAYOUTS.get(layout)
     if lay is None:
-        raise DataError(f"unknown layout {layout!r}; choose auto or one of: {_supported()}")
+        raise DataError(f"unknown layout {layout!r}; choose auto or one of: {supported_layouts()}")
     pairs = find_source_pairs(src, lay)
 
     n_test = int(round(test_fraction * len(pairs)))
@@ -359,55 +358,3 @@ def _commit(staging: Path, out: Path, appending: bool) -> None:
 
 # ----------------------------------------------------------------------------------------------------------
 # CLI
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "import-pairs",
-        help="convert a public paired benchmark (Rain100L/H, PromptIR folders) into the course layout",
-        description=__doc__.split("\n\n")[0] + " Supported layouts: " + _supported() + ".",
-    )
-    p.add_argument("src", help="folder holding the benchmark, e.g. ../shared/data/rain100l "
-                   "(relative paths are taken from the repository root, as in check-data)")
-    p.add_argument("--type", dest="kind", default="rain", choices=DEGRADATIONS,
-                   help="degradation (default rain)")
-    p.add_argument("--out", default=None, help="output dataset folder (default data/<SRC folder name>)")
-    p.add_argument("--test-fraction", type=float, default=0.0,
-                   help="share of pairs held out in test/ with answers in test/clean (default 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/test draw (default 0)")
-    p.add_argument("--layout", default="auto", choices=("auto", *LAYOUTS),
-                   help="source layout (default auto)")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--append", action="store_const", dest="mode", const="append",
-                       help="add to an existing dataset, continuing its numbering")
-    group.add_argument("--force", action="store_const", dest="mode", const="force",
-                       help="replace an existing output folder")
-    p.set_defaults(func=_run_import, mode="new")
-
-
-def _run_import(args: argparse.Namespace) -> int:
-    import sys
-
-    from tqdm import tqdm
-
-    from hw4lib.paths import resolve
-
-    out = resolve(args.out) if args.out is not None else None
-    bar = tqdm(desc="import", unit="pair", disable=None, file=sys.stderr)  # None: only on a terminal
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(1)
-
-    try:
-        summary = import_pairs(resolve(args.src), kind=args.kind, out=out, test_fraction=args.test_fraction,
-                               seed=args.seed, layout=args.layout, mode=args.mode, progress=progress)
-    except DataError as err:
-        bar.close()
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    bar.close()
-    print(summary)
-    print(f"check it with: python -m hw4lib check-data {summary.out}")
-    return 0
-

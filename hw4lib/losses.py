@@ -32,7 +32,7 @@ from pytorch_msssim import ms_ssim as _ms_ssim
 from pytorch_msssim import ssim as _ssim
 from torch import nn
 
-__all__ = ["LOSS_TERMS", "build_loss", "CombinedLoss", "parse_spec"]
+__all__ = ["LOSS_TERMS", "build_loss", "CombinedLoss", "parse_spec", "loss_label"]
 
 LOSS_TERMS: dict[str, str] = {
     "l1": "mean absolute error",
@@ -241,3 +241,21 @@ class CombinedLoss(nn.Module):
 def build_loss(spec: str, alpha: float = 0.84) -> CombinedLoss:
     """The loss for a spec such as ``"l1"`` or ``"l1+0.1*edge"``; ``alpha`` weights SSIM in ``l1_ssim``."""
     return CombinedLoss(parse_spec(spec), alpha=alpha)
+
+
+_LABELS = {
+    "l1": "L1", "l1_ssim": "L1+SSIM", "mse": "MSE", "charbonnier": "Charbonnier", "ssim": "SSIM",
+    "ms_ssim": "MS-SSIM", "edge": "Edge", "fft": "FFT",
+}  # fmt: skip
+
+
+def loss_label(spec: str) -> str:
+    """Display name of a loss spec: ``l1_ssim`` -> ``L1+SSIM``, ``l1+0.1*edge`` -> ``L1 + 0.1*Edge``."""
+    if spec in _LABELS:
+        return _LABELS[spec]
+    parts = []
+    for term in spec.split("+"):
+        weight, _, name = term.rpartition("*")
+        name = _LABELS.get(name.strip(), name.strip())
+        parts.append(f"{weight.strip()}*{name}" if weight else name)
+    return " + ".join(parts)

@@ -1,27 +1,25 @@
 """PromptIR (Potlapalli et al., "PromptIR: Prompting for All-in-One Blind Image Restoration", NeurIPS 2023).
 
-A Restormer U-Net (MDTA attention + GDFN feed-forward transformer blocks) whose decoder is conditioned on
-*prompts*: at each decoder level a prompt generation block mixes ``prompt_len`` learned components with
-weights predicted from the features, and a prompt interaction block (transformer block + 1x1 conv) fuses the
-prompt with the features.
+A Restormer U-Net (Zamir et al., CVPR 2022: MDTA attention + GDFN feed-forward transformer blocks) whose
+decoder is conditioned on *prompts*: at each decoder level a prompt generation block (PGM) mixes
+``prompt_len`` learned components with weights predicted from the features, and a prompt interaction block
+(transformer block + 1x1 conv) fuses the prompt with the features.
 
-Module names follow the official code (va1shn9v/PromptIR, ``net/model.py``), so ``state_dict()`` has the
-official names and shapes, minus six layers the official module builds but never calls (``DEAD_LAYERS``).
-``load_official_checkpoint`` reads the official Lightning checkpoint.
+Module and parameter names follow the official code (va1shn9v/PromptIR, ``net/model.py``), so ``state_dict()``
+has the official names, shapes and order, minus six layers the official module builds but never calls
+(``DEAD_LAYERS``); ``load_official_checkpoint`` reads the official Lightning checkpoint. Differences from the
+official module, none of which changes the maths:
 
-Differences from the official module (none changes the maths for inputs whose sides are multiples of 8):
-
-- any H, W: the input is reflection-padded to a multiple of 8 and the output cropped back;
-- faster on CPU (``benchmarks/bench_model.py`` measures it against ``benchmarks/official_promptir.py``):
-  channels-last memory layout, the fused LayerNorm kernel, an MDTA that divides q k^T by the outer product
-  of the norms instead of normalising q and k and whose backward writes one gradient buffer, a GDFN gate
-  likewise, and a prompt that is one small matrix product instead of a batch ``repeat``;
+- any H, W: the input is padded to a multiple of 8 (``pad_to_multiple``) and the output cropped back;
+- ``fast=True`` (the default) runs MDTA's attention and GDFN's gate through the hand-written kernels of
+  ``hw4lib/kernels.py``; ``fast=False`` runs the plain code below, which reads like the paper;
+- channels-last memory layout (``channels_last=True``), which CPU convolutions prefer;
 - ``model.last_prompt_weights`` holds the softmax prompt weights of the last forward pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +27,18 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
-from torch.autograd.function import once_differentiable
+
+from hw4lib import kernels
 
 __all__ = [
     "PromptIR",
     "PRESETS",
     "DEAD_LAYERS",
-    "CheckpointError",
+    "PAD_MULTIPLE",
     "build_model",
     "count_parameters",
     "load_official_checkpoint",
+    "pad_to_multiple",
 ]
 
 # names of the official layers that forward never calls (215,296 parameters; see the architecture notes)
@@ -51,24 +51,33 @@ DEAD_LAYERS = (
     "reduce_noise_channel_3.weight",
 )
 _DEAD_MODULES = frozenset(name.split(".")[0] for name in DEAD_LAYERS)
-_MULTIPLE = 8  # three 2x downsamplings
+PAD_MULTIPLE = 8  # three 2x downsamplings (pixel-unshuffle): H and W must divide by 2**3
 
 
 # ----------------------------------------------------------------------------------------------------------
 # helpers
 
 
-def _pad_to_multiple(x: torch.Tensor, multiple: int = _MULTIPLE) -> torch.Tensor:
-    """Pad H and W at the bottom/right up to a multiple; reflection where the image is large enough."""
+def pad_to_multiple(x: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """Pad the bottom/right of the last two axes of ``(..., H, W)`` so that H and W divide by ``multiple``.
+
+    Reflect padding (a mirror continues the image without a hard edge) where both pads are smaller than their
+    sides, as torch requires; otherwise replicate padding, which works at any size. Crop back with
+    ``y[..., :H, :W]``. A tensor whose sides already divide is returned as it is.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"pad_to_multiple needs a (..., H, W) tensor, got shape {tuple(x.shape)}")
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % multiple, -w % multiple
     if pad_h == 0 and pad_w == 0:
         return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"  # reflect needs pad < size
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    batched = x if x.dim() == 4 else x.reshape(-1, *x.shape[-3:])  # F.pad pads (C, H, W) or (B, C, H, W)
+    return F.pad(batched, (0, pad_w, 0, pad_h), mode=mode).reshape(*x.shape[:-2], h + pad_h, w + pad_w)
 
 
 def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    """The same tensor stored pixel by pixel (NHWC); shape and values unchanged."""
     return x.contiguous(memory_format=torch.channels_last)
 
 
@@ -113,155 +122,63 @@ class LayerNorm(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# MDTA: multi-Dconv head transposed attention (attention across channels, linear in H*W)
-
-
-def _pixel_major(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C): a view of the same memory when ``x`` is channels-last."""
-    return rearrange(x, "b c h w -> b (h w) c")
-
-
-def _heads(x: torch.Tensor, part: int, num_heads: int) -> torch.Tensor:
-    """Part ``part`` (q, k, v = 0, 1, 2) of a pixel-major (HW, 3C) qkv matrix as a (head, HW, c) view."""
-    width = x.shape[-1] // 3
-    return rearrange(x[:, part * width : (part + 1) * width], "hw (head c) -> head hw c", head=num_heads)
-
-
-def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """L2 norms over dim 1 of a (B, N, C) tensor, as sums of squares over blocks of rows.
-
-    Over this (outer) axis torch's norm kernel is not vectorised (~10x slower), and squaring all of a large
-    tensor at once costs a fresh allocation; blocks of ~4 M elements avoid both.
-    """
-    b, n, c = x.shape
-    rows = max(1, 2**22 // (b * c))
-    total = x.new_zeros((b, c), dtype=dtype)
-    for start in range(0, n, rows):
-        total += x[:, start : start + rows].to(dtype).square().sum(dim=1)
-    return total.sqrt()
-
-
-class _TransposedAttention(torch.autograd.Function):
-    """MDTA core on qkv = (B, 3C, H, W): per head, out = softmax(T * cos(q_i, k_j)) @ v over channels.
-
-    Same maths as the official (F.normalize on q and k, then q @ k^T), written so that nothing of image size
-    is copied: q k^T is divided by the outer product of the norms, all products read and write channels-last
-    memory in place, and the backward fills one (B, 3C, H, W) gradient buffer. The products run in the dtype
-    of qkv (half precision under autocast), the small (c, c) maths in at least float32.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, qkv: torch.Tensor, temperature: torch.Tensor, num_heads: int) -> torch.Tensor:
-        b, _, h, w = qkv.shape
-        qkv = _channels_last(qkv)
-        x = _pixel_major(qkv)  # b (h w) (3 head c)
-        width = x.shape[-1] // 3
-        acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
-        with torch.autocast(qkv.device.type, enabled=False):
-            norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
-            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, num_heads, -1))  # b 2 head c
-            scale = temperature.to(acc) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]  # b head c c
-            scores = x.new_empty(scale.shape)  # q_i . k_j
-            for i in range(b):
-                q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head hw c
-                torch.bmm(q.transpose(1, 2), k, out=scores[i])
-            attn = torch.softmax(scores.to(acc) * scale, dim=-1)  # b head c c
-            attn_x = attn.to(x.dtype)
-            out = x.new_empty(b, h * w, width)
-            for i in range(b):  # out^T = v^T attn^T, written pixel-major
-                out_i = rearrange(out[i], "hw (head c) -> head hw c", head=num_heads)
-                torch.bmm(_heads(x[i], 2, num_heads), attn_x[i].transpose(1, 2), out=out_i)
-        ctx.num_heads = num_heads
-        ctx.save_for_backward(qkv, temperature, norms, scores, scale, attn)
-        return rearrange(out, "b (h w) c -> b c h w", h=h)  # channels-last
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        qkv, temperature, norms, scores, scale, attn = ctx.saved_tensors
-        n, b = ctx.num_heads, qkv.shape[0]
-        x = _pixel_major(qkv)  # b (h w) 3C
-        g = _pixel_major(_channels_last(grad_out.to(x.dtype)))  # b (h w) C
-        width = x.shape[-1] // 3
-        with torch.autocast(qkv.device.type, enabled=False):
-            grad_x = torch.empty_like(x)
-            grad_attn = x.new_empty(attn.shape)
-            attn_x = attn.to(x.dtype)
-            for i in range(b):
-                g_i = rearrange(g[i], "hw (head c) -> head hw c", head=n)
-                torch.bmm(g_i, attn_x[i], out=_heads(grad_x[i], 2, n))  # dv = g attn
-                torch.bmm(g_i.transpose(1, 2), _heads(x[i], 2, n), out=grad_attn[i])  # dattn = g^T v
-            grad_attn = grad_attn.to(attn.dtype)
-            grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
-            grad_scores = grad_logits * scale  # b head c c
-            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, n, -1))  # b 2 head c
-            cosine = scores.to(attn.dtype) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]
-            grad_temperature = (grad_logits * cosine).sum(dim=(0, 2, 3)).view_as(temperature)
-            # through the norms: logits = scores * T / (|q_i| |k_j|), and d|q|/dq = q / |q|
-            logit_grad = grad_scores * scores.to(attn.dtype)  # b head c c
-            inv_sq = torch.where(norms > 1e-12, norms.clamp_min(1e-12).pow(-2), 0.0)  # b 2C
-            radial = -torch.cat([logit_grad.sum(-1).flatten(1), logit_grad.sum(-2).flatten(1)], 1) * inv_sq
-            torch.mul(x[..., : 2 * width], radial[:, None, :].to(x.dtype), out=grad_x[..., : 2 * width])
-            grad_scores = grad_scores.to(x.dtype)
-            for i in range(b):  # dq += k dS^T, dk += q dS
-                q, k = _heads(x[i], 0, n), _heads(x[i], 1, n)
-                _heads(grad_x[i], 0, n).baddbmm_(k, grad_scores[i].transpose(1, 2))
-                _heads(grad_x[i], 1, n).baddbmm_(q, grad_scores[i])
-        grad_qkv = rearrange(grad_x, "b (h w) c -> b c h w", h=qkv.shape[2])
-        return grad_qkv, grad_temperature.to(temperature.dtype), None
+# MDTA: multi-Dconv head transposed attention
+#
+# Attention across channels instead of pixels: per head the attention map is (c x c), c = C / heads, so the
+# cost grows linearly with H*W (pixel attention's map is (HW x HW)). q, k, v come from a 1x1 conv (mixing
+# channels) followed by a 3x3 depthwise conv (local spatial context), hence "multi-Dconv".
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, bias: bool) -> None:
+    """MDTA: X + W_p Attention(Q, K, V), Attention = V Softmax(K Q / alpha); the residual is in the block.
+
+    ``temperature`` is 1 / alpha, learned per head (the softmax logits are cosines times it).
+    """
+
+    def __init__(self, dim: int, num_heads: int, bias: bool, *, fast: bool = True) -> None:
         super().__init__()
         self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))  # learned softmax scale per head
+        self.fast = fast  # hw4lib.kernels.transposed_attention (same maths) instead of the plain code
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))  # 1 / alpha: softmax scale per head
         self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
         self.qkv_dwconv = nn.Conv2d(dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias)
         self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
         qkv = self.qkv_dwconv(self.qkv(x))  # b (3 head c) h w
-        return self.project_out(_TransposedAttention.apply(qkv, self.temperature, self.num_heads))
+        if self.fast:
+            return self.project_out(kernels.transposed_attention(qkv, self.temperature, self.num_heads))
+
+        q, k, v = qkv.chunk(3, dim=1)
+        q = rearrange(q, "b (head c) h w -> b head c (h w)", head=self.num_heads)
+        k = rearrange(k, "b (head c) h w -> b head c (h w)", head=self.num_heads)
+        v = rearrange(v, "b (head c) h w -> b head c (h w)", head=self.num_heads)
+
+        q = F.normalize(q, dim=-1)  # unit length over pixels: q @ k^T holds cosines
+        k = F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1)) * self.temperature  # b head c c
+        attn = attn.softmax(dim=-1)
+
+        out = attn @ v  # b head c (h w)
+        out = rearrange(out, "b head c (h w) -> b (head c) h w", head=self.num_heads, h=h, w=w)
+        return self.project_out(out)
 
 
 # ----------------------------------------------------------------------------------------------------------
 # GDFN: gated-Dconv feed-forward network
-
-
-class _GatedGelu(torch.autograd.Function):
-    """gelu(x1) * x2 for x = cat(x1, x2) along channels; the backward fills one gradient buffer (no cat).
-
-    The gate is copied to dense memory first: in channels-last layout it is the first half of each pixel's
-    channels, and the erf-based GELU kernels are about 3x slower on such strided input than copy + dense GELU.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        gate, value = x.chunk(2, dim=1)
-        gelu_gate = F.gelu(gate if gate.is_contiguous() else gate.clone())  # clone: dense, layout of x
-        ctx.save_for_backward(x, gelu_gate)
-        return gelu_gate * value
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        x, gelu_gate = ctx.saved_tensors
-        gate, value = x.chunk(2, dim=1)
-        grad_x = torch.empty_like(x)
-        grad_gate, grad_value = grad_x.chunk(2, dim=1)
-        torch.mul(grad, gelu_gate, out=grad_value)
-        grad_gelu = grad * value
-        dense_gate = gate if gate.is_contiguous() else gate.clone()
-        torch.ops.aten.gelu_backward.grad_input(grad_gelu, dense_gate, grad_input=grad_gelu)  # in place
-        grad_gate.copy_(grad_gelu)
-        return grad_x
+#
+# Two parallel paths (1x1 conv + 3x3 depthwise conv each, computed as one conv of twice the width); the GELU
+# of one path gates the other element-wise, so the network controls which features flow on.
 
 
 class FeedForward(nn.Module):
-    def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool) -> None:
+    """GDFN: X + W_p0 Gating(X), Gating = gelu(W_d1 W_p1 LN(X)) * W_d2 W_p2 LN(X); residual in the block."""
+
+    def __init__(self, dim: int, ffn_expansion_factor: float, bias: bool, *, fast: bool = True) -> None:
         super().__init__()
         hidden = int(dim * ffn_expansion_factor)
+        self.fast = fast  # hw4lib.kernels.gated_gelu (same maths) instead of the plain code
         self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
         self.dwconv = nn.Conv2d(
             hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias
@@ -269,7 +186,13 @@ class FeedForward(nn.Module):
         self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.project_out(_GatedGelu.apply(self.dwconv(self.project_in(x))))
+        x = self.dwconv(self.project_in(x))  # b (2 hidden) h w
+        if self.fast:
+            return self.project_out(kernels.gated_gelu(x))
+
+        x1, x2 = x.chunk(2, dim=1)
+        x = F.gelu(x1) * x2  # the gate
+        return self.project_out(x)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -277,6 +200,8 @@ class FeedForward(nn.Module):
 
 
 class TransformerBlock(nn.Module):
+    """Pre-norm residual block: x + MDTA(LN(x)), then x + GDFN(LN(x))."""
+
     def __init__(
         self,
         dim: int,
@@ -284,12 +209,14 @@ class TransformerBlock(nn.Module):
         ffn_expansion_factor: float,
         bias: bool,
         LayerNorm_type: str,  # noqa: N803
+        *,
+        fast: bool = True,  # hand-written kernels for MDTA and GDFN (hw4lib/kernels.py)
     ) -> None:
         super().__init__()
         self.norm1 = LayerNorm(dim, LayerNorm_type)
-        self.attn = Attention(dim, num_heads, bias)
+        self.attn = Attention(dim, num_heads, bias, fast=fast)
         self.norm2 = LayerNorm(dim, LayerNorm_type)
-        self.ffn = FeedForward(dim, ffn_expansion_factor, bias)
+        self.ffn = FeedForward(dim, ffn_expansion_factor, bias, fast=fast)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
@@ -301,7 +228,7 @@ class TransformerBlock(nn.Module):
 
 
 class OverlapPatchEmbed(nn.Module):
-    """3x3 conv from the image to ``embed_dim`` features."""
+    """3x3 conv from the image to ``embed_dim`` features (patches of 3x3 pixels that overlap)."""
 
     def __init__(self, in_c: int = 3, embed_dim: int = 48, bias: bool = False) -> None:
         super().__init__()
@@ -312,7 +239,7 @@ class OverlapPatchEmbed(nn.Module):
 
 
 class Downsample(nn.Module):
-    """(B, C, H, W) -> (B, 2C, H/2, W/2): 3x3 conv to C/2, then pixel-unshuffle."""
+    """(B, C, H, W) -> (B, 2C, H/2, W/2): 3x3 conv to C/2, then pixel-unshuffle (2x2 pixels -> 4 channels)."""
 
     def __init__(self, n_feat: int) -> None:
         super().__init__()
@@ -325,7 +252,7 @@ class Downsample(nn.Module):
 
 
 class Upsample(nn.Module):
-    """(B, C, H, W) -> (B, C/2, 2H, 2W): 3x3 conv to 2C, then pixel-shuffle."""
+    """(B, C, H, W) -> (B, C/2, 2H, 2W): 3x3 conv to 2C, then pixel-shuffle (4 channels -> 2x2 pixels)."""
 
     def __init__(self, n_feat: int) -> None:
         super().__init__()
@@ -338,7 +265,14 @@ class Upsample(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# prompt generation block (PGM): a feature-conditioned mixture of learned prompt components
+# prompts: the prompt generation module (PGM) and the prompt interaction module (PIM)
+#
+# PGM: w = Softmax(Linear(GAP(F))) weighs the L learned prompt components P_c; P = Conv3x3(sum_c w_c P_c),
+# resized to the feature's H x W before the conv. The weights depend on the image, so the prompt can tell
+# the degradations apart (rain or snow) without being told.
+# PIM: cat(F, P) along channels -> transformer block -> 1x1 conv back to the decoder's width. The official
+# code has no module for it: its parts are ``noise_level{1,2,3}`` and ``reduce_noise_level{1,2,3}`` of
+# PromptIR, combined in PromptIR.forward.
 
 
 class PromptGenBlock(nn.Module):
@@ -353,8 +287,9 @@ class PromptGenBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        weights = F.softmax(self.linear_layer(x.mean(dim=(-2, -1))), dim=1)  # b l
+        weights = F.softmax(self.linear_layer(x.mean(dim=(-2, -1))), dim=1)  # b l: GAP, linear, softmax
         self.last_weights = weights.detach()
+        # sum_c w_c P_c for each image, as one product (the official repeats the components per image)
         prompt = torch.einsum("bl,lpxy->bpxy", weights, self.prompt_param[0])  # b p s s
         prompt = F.interpolate(_channels_last(prompt), (h, w), mode="bilinear", align_corners=False)
         return self.conv3x3(prompt)
@@ -369,7 +304,8 @@ class PromptIR(nn.Module):
 
     Defaults are the paper's (35,376,967 parameters). ``decoder=False`` is our prompt-free ablation (the
     official module cannot run without its prompts): no prompt generation or interaction blocks, and the
-    latent leaves through ``reduce_noise_level3`` alone.
+    latent leaves through ``reduce_noise_level3`` alone. ``channels_last`` and ``fast`` choose how the same
+    maths is computed, not the architecture: they are not part of ``model.config``.
     """
 
     def __init__(
@@ -388,7 +324,8 @@ class PromptIR(nn.Module):
         prompt_dims: Sequence[int] = (64, 128, 320),  # prompt channels at decoder levels 1, 2, 3
         prompt_sizes: Sequence[int] = (64, 32, 16),  # learned prompt resolution (resized to the features)
         prompt_len: int = 5,  # prompt components per level
-        channels_last: bool = True,  # memory layout; channels-last is 2-3x faster for CPU convolutions
+        channels_last: bool = True,  # memory layout: CPU convolutions are faster channels-last
+        fast: bool = True,  # MDTA and GDFN through hw4lib/kernels.py; False: the plain code (same maths)
     ) -> None:
         super().__init__()
         num_blocks, heads = tuple(num_blocks), tuple(heads)
@@ -421,10 +358,11 @@ class PromptIR(nn.Module):
         }  # fmt: skip
         self.decoder = decoder
         self.channels_last = channels_last
+        self.fast = fast
         self.last_prompt_weights: dict[str, torch.Tensor] = {}
 
         def block(width: int, n_heads: int) -> TransformerBlock:
-            return TransformerBlock(width, n_heads, ffn_expansion_factor, bias, LayerNorm_type)
+            return TransformerBlock(width, n_heads, ffn_expansion_factor, bias, LayerNorm_type, fast=fast)
 
         def level(width: int, n_heads: int, depth: int) -> nn.Sequential:
             return nn.Sequential(*(block(width, n_heads) for _ in range(depth)))
@@ -481,7 +419,7 @@ class PromptIR(nn.Module):
                 f"got shape {tuple(inp_img.shape)}"
             )
         h, w = inp_img.shape[-2:]
-        x = _pad_to_multiple(inp_img)
+        x = pad_to_multiple(inp_img)
         if self.channels_last:
             x = _channels_last(x)
 
@@ -508,7 +446,7 @@ class PromptIR(nn.Module):
 
         inp_dec_level1 = torch.cat([self.up2_1(out_dec_level2), out_enc_level1], 1)
         out_dec_level1 = self.refinement(self.decoder_level1(inp_dec_level1))
-        out = self.output(out_dec_level1) + x
+        out = self.output(out_dec_level1) + x  # global residual: the network predicts the correction
 
         if self.decoder:
             self.last_prompt_weights = {
@@ -520,7 +458,7 @@ class PromptIR(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# presets, parameter count, official checkpoints
+# presets and parameter count
 
 PRESETS: dict[str, dict[str, Any]] = {
     # the paper's model (35.4 M parameters)
@@ -528,12 +466,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dim": 48, "num_blocks": (4, 6, 6, 8), "num_refinement_blocks": 4, "heads": (1, 2, 4, 8),
         "prompt_dims": (64, 128, 320), "prompt_sizes": (64, 32, 16), "prompt_len": 5,
     },
-    # a few minutes of CPU training
+    # short CPU training runs
     "small": {
         "dim": 24, "num_blocks": (2, 3, 3, 4), "num_refinement_blocks": 2, "heads": (1, 2, 4, 8),
         "prompt_dims": (32, 64, 160), "prompt_sizes": (32, 16, 8), "prompt_len": 5,
     },
-    # tests and notebook smoke runs: one 64x64 train step well under a second on CPU
+    # tests and notebook smoke runs: the fewest blocks that still have every part
     "tiny": {
         "dim": 16, "num_blocks": (1, 1, 1, 2), "num_refinement_blocks": 1, "heads": (1, 2, 4, 8),
         "prompt_dims": (16, 32, 64), "prompt_sizes": (16, 8, 4), "prompt_len": 5,
@@ -553,83 +491,13 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that does not fit the model it should be loaded into."""
-
-
-def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-    """The tensors of a Lightning / training / plain checkpoint, and our own model config if it has one."""
-    config = None
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):  # Lightning
-        obj = obj["state_dict"]
-    elif isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):  # our training checkpoints
-        config = obj.get("model_config")
-        obj = obj["model"]
-    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"{path}: not a PromptIR checkpoint (expected a Lightning checkpoint with 'state_dict', "
-            f"a training checkpoint with 'model', or a state dict of tensors)"
-        )
-    state = {}
-    for name, tensor in obj.items():
-        for prefix in ("net.", "module."):  # Lightning attribute / DistributedDataParallel wrapper
-            if name.startswith(prefix):
-                name = name[len(prefix) :]
-        if name.split(".")[0] not in _DEAD_MODULES:
-            state[name] = tensor
-    return state, dict(config) if isinstance(config, Mapping) else None
-
-
-def _listing(names: Sequence[str], limit: int = 12) -> str:
-    shown = ", ".join(names[:limit])
-    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+# ----------------------------------------------------------------------------------------------------------
+# official checkpoints
 
 
 def load_official_checkpoint(path: str | Path, map_location: Any = "cpu", **model_kwargs: Any) -> PromptIR:
-    """Load PromptIR weights (official Lightning ``.ckpt``, plain state dict, our ``best.pt``) in eval mode.
+    """PromptIR with the weights of a checkpoint file: the official Lightning ``model.ckpt``, a plain state
+    dict or one of our ``best.pt``. The parsing lives with the other loaders: ``hw4lib.runs.load_weights``."""
+    from hw4lib.runs import load_weights  # hw4lib.runs builds models from this module: a local import
 
-    ``model_kwargs`` go to ``build_model`` (``preset="small"`` or ``PromptIR`` keywords; default: the official
-    model, or for our own training checkpoints their stored ``model_config``). Names may carry the Lightning
-    ``net.`` prefix; the official dead layers are dropped. Any other missing or unexpected name, or a shape
-    mismatch, raises ``CheckpointError`` listing them. Only load files you trust: official Lightning
-    checkpoints need full unpickling.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:  # Lightning checkpoints pickle more than tensors (callbacks, loops, hyper-parameters)
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as err:
-            raise CheckpointError(f"{path}: cannot be read by torch.load ({err})") from err
-    state, config = _extract_state_dict(obj, path)
-    settings = dict(model_kwargs or config or {})
-    preset = settings.pop("preset", "full")
-    model = build_model(preset, **settings)
-
-    expected = model.state_dict()
-    missing = [n for n in expected if n not in state]
-    unexpected = [n for n in state if n not in expected]
-    mismatched = [
-        f"{n} {tuple(state[n].shape)} vs model {tuple(t.shape)}"
-        for n, t in expected.items()
-        if n in state and state[n].shape != t.shape
-    ]
-    if missing or unexpected or mismatched:
-        problems = []
-        if missing:
-            problems.append(f"missing {len(missing)}: {_listing(missing)}")
-        if unexpected:
-            problems.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
-        if mismatched:
-            problems.append(f"wrong shape {len(mismatched)}: {_listing(mismatched)}")
-        raise CheckpointError(
-            f"{path} does not fit PromptIR({model_kwargs or config or 'official defaults'}): "
-            + "; ".join(problems)
-            + ". Pass the model settings the checkpoint was trained with "
-            "(e.g. dim=, num_blocks=, prompt_dims=)."
-        )
-    model.load_state_dict(state)
-    return model.eval()
+    return load_weights(path, map_location, **model_kwargs)

@@ -24,13 +24,11 @@ so a file does not change when the set around it grows.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -42,6 +40,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
+
+from hw4lib import paths
+from hw4lib.data import IMAGE_SUFFIXES, KINDS, most_degraded_window
+from hw4lib.metrics import psnr_uint8
 
 __all__ = [
     "PHOTOS",
@@ -70,8 +72,6 @@ __all__ = [
     "ensure_demo_dataset",
     "show_images",
     "show_pairs_zoomed",
-    "most_degraded_window",
-    "add_commands",
 ]
 
 # ----------------------------------------------------------------------------------------------------------
@@ -554,11 +554,10 @@ def add_snow(
     return SnowResult(composite_snow(b, alpha, colour), _to_uint8(b), alpha, layers, haze, colour, name)
 
 
-_MASK_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def _mask_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in _MASK_SUFFIXES)
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def load_snow_masks(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -568,7 +567,7 @@ def load_snow_masks(folder: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise FileNotFoundError(f"snow mask folder {folder} does not exist; pass a folder of mask images")
     files = _mask_files(folder)
     if not files:
-        raise FileNotFoundError(f"no mask images ({', '.join(_MASK_SUFFIXES)}) in {folder}")
+        raise FileNotFoundError(f"no mask images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     masks = {}
     for f in files:
         try:
@@ -643,7 +642,6 @@ def mask_stats(alpha: np.ndarray, flake_threshold: float = 0.5) -> dict[str, Any
 # the demo dataset
 # ----------------------------------------------------------------------------------------------------------
 
-KINDS = ("rain", "snow")
 # Share of each preset in a generated set (rain: mostly Rain100L-like; snow: the three Snow100K sizes).
 LEVEL_WEIGHTS: dict[str, dict[str, float]] = {
     "rain": {"light": 0.6, "heavy": 0.4},
@@ -654,6 +652,7 @@ EXPECTED_PSNR: dict[str, dict[str, tuple[float, float]]] = {
     "rain": {"light": (23.0, 29.0), "heavy": (16.0, 21.0)},  # Rain100L itself: 25.5 dB on average
     "snow": {"light": (24.0, 30.0), "medium": (20.0, 25.0), "heavy": (15.0, 20.0)},
 }
+MANIFEST = "synth.json"  # written into every generated set: its settings; marks the set as synthetic
 PNG_COMPRESS_LEVEL = 1  # explicit, so files are byte-identical for a seed; 1: fastest, as small as 6 here
 _KIND_ID = {"rain": 1, "snow": 2}
 _SPLIT_ID = {"train": 0, "test": 1}
@@ -683,8 +682,6 @@ def _degrade(
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    from hw4lib.metrics import psnr_uint8
-
     return float(psnr_uint8(a, b))
 
 
@@ -714,7 +711,7 @@ def _check_out(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"{out} already exists and is not empty; pass overwrite=True (CLI: --force)"
             )
-        if not (out / "synth.json").is_file():
+        if not (out / MANIFEST).is_file():
             raise FileExistsError(
                 f"refusing to replace {out}: it was not made by demo-data (no synth.json); delete it yourself"
             )
@@ -816,7 +813,7 @@ def generate_demo_dataset(
                 key: _summarise(psnrs[key]) for key in sorted(psnrs, key=lambda k: (k.startswith("test"), k))
             },
         }
-        (tmp / "synth.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        (tmp / MANIFEST).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         _swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -832,8 +829,6 @@ def ensure_demo_dataset(path: str | os.PathLike[str] | None = None) -> Path:
     Only the default location is generated, with the defaults of ``make demo-data`` (so every notebook sees
     the same files); any other missing folder is an error that says where the data should be.
     """
-    from hw4lib import paths
-
     demo = paths.data_dir("demo")
     root = demo if path is None else paths.resolve(path)
     if root.is_dir() and any(root.iterdir()):
@@ -894,18 +889,6 @@ def show_images(
     return fig
 
 
-def most_degraded_window(degraded: np.ndarray, clean: np.ndarray, size: int = 32) -> tuple[int, int]:
-    """Top-left corner (y, x) of the ``size`` x ``size`` window where the two images differ most."""
-    diff = np.abs(degraded.astype(np.float32) - clean.astype(np.float32)).mean(axis=2)
-    h, w = diff.shape
-    size = min(size, h, w)
-    mean = ndi.uniform_filter(diff, size, mode="constant")[
-        size // 2 : h - (size - 1) // 2, size // 2 : w - (size - 1) // 2
-    ]
-    y, x = np.unravel_index(int(np.argmax(mean)), mean.shape)
-    return int(y), int(x)
-
-
 def show_pairs_zoomed(
     pairs: Sequence[tuple[np.ndarray, np.ndarray, str]], zoom: int = 32, size: float = 2.4
 ) -> Any:
@@ -929,83 +912,3 @@ def show_pairs_zoomed(
                 )
     fig.tight_layout()
     return fig
-
-
-# ----------------------------------------------------------------------------------------------------------
-# CLI
-# ----------------------------------------------------------------------------------------------------------
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """``demo-data``: generate the synthetic demo dataset."""
-    from hw4lib import paths
-
-    p = subparsers.add_parser(
-        "demo-data",
-        help="generate the synthetic rain/snow demo dataset (course layout)",
-        description="Synthetic rain and snow on sample photographs, written in the course layout, "
-        "with test answers in test/clean. Deterministic for a seed.",
-    )
-    p.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        default=paths.data_dir("demo"),
-        help="output folder; relative paths are taken from the repository root (default: data/demo)",
-    )
-    p.add_argument(
-        "--pairs-per-type",
-        type=int,
-        default=200,
-        metavar="N",
-        help="training pairs per degradation (default 200)",
-    )
-    p.add_argument(
-        "--test-per-type", type=int, default=20, metavar="K", help="test images per degradation (default 20)"
-    )
-    p.add_argument("--size", type=int, default=128, metavar="PX", help="image side in pixels (default 128)")
-    p.add_argument("--seed", type=int, default=0, metavar="X", help="random seed (default 0)")
-    p.add_argument(
-        "--snow-masks", type=Path, default=None, metavar="DIR", help="folder of real snow masks to composite"
-    )
-    p.add_argument(
-        "--real-mask-fraction",
-        type=float,
-        metavar="F",
-        default=1.0,
-        help="share of snow images that use a real mask when --snow-masks is given (default 1)",
-    )
-    p.add_argument("--force", action="store_true", help="replace an existing demo dataset in --out")
-    p.set_defaults(func=_run_demo_data)
-
-
-def _run_demo_data(args: argparse.Namespace) -> int:
-    from hw4lib import paths
-
-    try:
-        summary = generate_demo_dataset(
-            paths.resolve(args.out),
-            pairs_per_type=args.pairs_per_type,
-            test_per_type=args.test_per_type,
-            size=args.size,
-            seed=args.seed,
-            snow_masks=paths.resolve(args.snow_masks) if args.snow_masks is not None else None,
-            overwrite=args.force,
-            real_mask_fraction=args.real_mask_fraction,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"demo-data: {err}", file=sys.stderr)
-        return 2
-    counts = summary["counts"]
-    print(
-        f"wrote {summary['out']}: {counts['train/rain']} rain + {counts['train/snow']} snow training pairs, "
-        f"{counts['test']} test images, {summary['settings']['size']} px, seed {summary['settings']['seed']} "
-        f"({summary['seconds']:.1f} s)"
-    )
-    print("input PSNR (degraded vs clean), dB:")
-    for key, s in summary["input_psnr_db"].items():
-        if s.get("n"):
-            print(
-                f"  {key:<20} n={s['n']:<4d} mean {s['mean']:6.2f}  min {s['min']:6.2f}  max {s['max']:6.2f}"
-            )
-    return 0

@@ -19,15 +19,15 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 [ -d data/demo/train ] || "$PY" -m hw4lib demo-data --out data/demo
 
 echo "== train step, full preset, 8 x 128x128, eager"
-"$PY" benchmarks/bench_train.py --preset full --patch 128 --batch 8 --steps 30 --device cuda --data data/demo --workers 0 4
+"$PY" -m benchmarks.bench_train --preset full --patch 128 --batch 8 --steps 30 --device cuda --data data/demo --workers 0 4
 echo "== train step, full preset, 8 x 128x128, torch.compile"
-"$PY" benchmarks/bench_train.py --preset full --patch 128 --batch 8 --steps 30 --device cuda --compile || echo "compile failed (see above)"
+"$PY" -m benchmarks.bench_train --preset full --patch 128 --batch 8 --steps 30 --device cuda --compile || echo "compile failed (see above)"
 
 echo "== training the full preset on data/demo for $EPOCHS epochs (AMP, EMA)"
 RUN="$RUN" EPOCHS="$EPOCHS" "$PY" - <<'PYEOF'
 import os
 import torch
-from hw4lib import train
+from hw4lib import runs, train
 
 config = train.make_config(
     "official", data_dir="data/demo", run_dir=os.environ["RUN"], epochs=int(os.environ["EPOCHS"]),
@@ -44,5 +44,5 @@ print(
     f"(gain {m['gain_db']:+.2f} dB; rain {m['best_val_psnr_rain']:.2f}, snow {m['best_val_psnr_snow']:.2f}), "
     f"{m['wall_seconds']:.0f} s"
 )
-model = train.load_run_model(result.run_dir)  # the checkpoint reloads
+model = runs.load_model(result.path)  # the checkpoint reloads
 PYEOF

@@ -1,4 +1,5 @@
-"""Shared test setup: the repository root on ``sys.path`` so tests can import ``benchmarks.*``."""
+"""Shared test setup: the repository root on ``sys.path`` (tests import ``benchmarks.*`` and
+``tests.fabricate``), and fixtures used by several test modules."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ SHARED = ROOT.parent / "shared"  # developer material; tests that read it skip w
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.fabricate import fake_per_image, make_run  # noqa: E402 (needs ROOT on sys.path)
+
 
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
@@ -20,3 +23,44 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared (developer reference material) is not available")
     return SHARED
+
+
+@pytest.fixture
+def three_runs(tmp_path: Path) -> list[Path]:
+    return [
+        make_run(
+            tmp_path,
+            "demo-l1",
+            "l1",
+            28.12,
+            27.50,
+            28.74,
+            ssim=0.81,
+            wall=61.4,
+            per_image=fake_per_image(0.0),
+        ),
+        make_run(
+            tmp_path,
+            "demo-l1_ssim",
+            "l1_ssim",
+            28.46,
+            27.90,
+            29.02,
+            ssim=0.85,
+            wall=75.0,
+            per_image=fake_per_image(0.5),
+        ),
+        make_run(
+            tmp_path,
+            "demo-mse",
+            "mse",
+            27.80,
+            27.20,
+            28.40,
+            ssim=0.79,
+            epochs=4,
+            best_epoch=4,
+            wall=58.2,
+            per_image=fake_per_image(-0.25),
+        ),
+    ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-sys.path.insert(0, str(ROOT))  # the benchmarks are scripts in a folder, not part of the installed package
-
-from benchmarks import _budget as budget  # noqa: E402
-from benchmarks import bench_train, rain100l_budget, transfer  # noqa: E402
+from benchmarks import _budget as budget
+from benchmarks import bench_train, rain100l_budget, transfer
+from hw4lib.config import make_config
+from hw4lib.runs import LAST
 
 
 def _pair(rng: np.random.Generator, h: int = 24, w: int = 32) -> tuple[np.ndarray, np.ndarray]:
@@ -58,8 +54,6 @@ def test_replan_fills_the_remaining_budget():
 
 
 def test_probe_times_a_training_step():
-    from hw4lib.train import make_config
-
     config = make_config("smoke", preset="tiny", batch_size=1, patch_size=16)
     seconds = budget.probe_seconds_per_step(config, steps=1)
     assert 0 < seconds < 60
@@ -132,7 +126,13 @@ def test_transfer_end_to_end_trains_on_rain_only(fake_rain100l, tmp_path, capsys
     assert result["gain_db"] == pytest.approx(result["real_psnr"] - result["input_psnr"])
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["data_dir"] == str(tmp_path / "rain_only") and config["preset"] == "tiny"
-    assert "transfer gain over identity" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "transfer gain over identity" in printed
+    # labels come from the data given: a hand-made training set is not called synthetic, and the scored set
+    # is named after its folder
+    assert result["train_synthetic"] is False and result["eval_name"] == fake_rain100l.name
+    assert "synthetic" not in result["train_data"] and f"tiny, {demo.name} rain only" in printed
+    assert "Rain100L" not in printed and fake_rain100l.name in result["eval_data"]
 
 
 def test_missing_rain100l_is_a_clear_exit(tmp_path, capsys):
@@ -161,3 +161,29 @@ def test_bench_train_default_device_is_the_cpu_without_a_gpu(monkeypatch, capsys
     step = report["step"]
     assert code == 0 and step["device"] == "cpu" and step["precision"] == "fp32"
     assert step["images_per_s"] == pytest.approx(2 / step["seconds_per_step"], rel=1e-6)
+
+
+def test_a_recalibrated_budget_run_still_ends_its_cosine_schedule(tmp_path, monkeypatch):
+    """The first plan comes from the probe; after calibrating on the real epochs, fit is resumed with another
+    number of epochs, and the schedule must stretch to end at min_lr on the new last step."""
+    root = tmp_path / "data"
+    rng = np.random.default_rng(2)
+    for kind in ("rain", "snow"):
+        for i in range(1, 7):
+            degraded, clean = _pair(rng)
+            files = (("degraded", f"{kind}-{i}", degraded), ("clean", f"{kind}_clean-{i}", clean))
+            for sub, name, img in files:
+                (root / "train" / sub).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(root / "train" / sub / f"{name}.png")
+    # a probe that plans 9 epochs of 1 step, and a calibration that settles on 5: deterministic, no timing
+    monkeypatch.setattr(budget, "probe_seconds_per_step", lambda config: 100.0)
+    monkeypatch.setattr(budget, "replan", lambda done, epoch_seconds, remaining_s: 5)
+    config = make_config(
+        "smoke", data_dir=str(root), run_dir=str(tmp_path / "run"), preset="tiny", batch_size=2,
+        patch_size=16, min_lr=1e-5, save_samples=0, progress=False,
+    )
+    run = budget.train_for_budget(config, budget_s=1000.0)
+    assert run.first_plan_epochs >= 3 and (run.planned_epochs, run.steps_per_epoch) == (5, 1)  # re-planned
+    assert run.schedule_complete and run.epochs == run.planned_epochs
+    last = torch.load(tmp_path / "run" / LAST, weights_only=True)
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(config.min_lr, rel=1e-9)

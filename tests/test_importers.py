@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hw4lib.cli import main as cli_main
 from hw4lib.data import DataError
 from hw4lib.importers import LAYOUTS, detect_layout, find_source_pairs, import_pairs
 
@@ -190,18 +189,6 @@ def test_bad_arguments(tmp_path):
         import_pairs(src, out=tmp_path / "ds", test_fraction=1.0)
     with pytest.raises(DataError, match="unknown layout 'rain800'"):
         import_pairs(src, out=tmp_path / "ds", layout="rain800")
-
-
-def test_cli_import_then_check_data_accepts_it(tmp_path, capsys):
-    src = _mirror(tmp_path / "src", keys=[str(k) for k in range(1, 6)])
-    out = tmp_path / "ds"
-    code = cli_main(["import-pairs", str(src), "--type", "rain", "--out", str(out), "--test-fraction", "0.4"])
-    assert code == 0
-    assert "imported 5 rain pairs (mirror layout)" in capsys.readouterr().out
-    assert cli_main(["check-data", str(out)]) == 0
-
-    code = cli_main(["import-pairs", str(src), "--out", str(out)])
-    assert code == 2 and "--append" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not SHARED_RAIN100L.is_dir(), reason="../shared/data/rain100l is absent")

@@ -1,4 +1,4 @@
-"""Inference: padding, self-ensemble TTA, tiling, the submission file, its checks, scoring and the CLI."""
+"""Inference: padding, self-ensemble TTA, tiling, the submission file and its checks."""
 
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from hw4lib.infer import (
     dihedral,
     inverse_dihedral,
     list_test_images,
-    pad_to_multiple,
     restore,
-    score,
     write_submission,
 )
+from tests.fabricate import rng_image, write_png
 
 # ----------------------------------------------------------------------------------------------------
 # tiny models with known behaviour
@@ -100,38 +99,8 @@ def smooth_image(h: int, w: int, seed: int = 0) -> torch.Tensor:
     return (0.5 + 0.3 * base + 0.1 * noise)[None].clamp(0.1, 0.9)
 
 
-def write_png(path, array: np.ndarray):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array).save(path)  # uint16 (H, W) saves a 16-bit PNG
-    return path
-
-
-def rng_image(h: int, w: int, seed: int = 0, channels: int = 3) -> np.ndarray:
-    shape = (h, w, channels) if channels > 1 else (h, w)
-    return np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8)
-
-
 # ----------------------------------------------------------------------------------------------------
-# padding and the round trip
-
-
-@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (8, 16), (9, 17), (250, 333)])
-def test_pad_to_multiple_then_crop_is_a_round_trip(h, w):
-    x = torch.rand(2, 3, h, w)
-    p = pad_to_multiple(x)
-    assert p.shape == (2, 3, math.ceil(h / 8) * 8, math.ceil(w / 8) * 8)
-    assert torch.equal(p[..., :h, :w], x)
-    assert torch.equal(pad_to_multiple(x[0])[..., :h, :w], x[0])  # (C, H, W) too
-
-
-def test_padding_is_a_mirror():
-    x = torch.arange(90.0).reshape(1, 1, 9, 10).expand(1, 3, 9, 10)
-    p = pad_to_multiple(x)  # 9x10 -> 16x16: a mirror that does not repeat the edge pixel
-    assert p[0, 0, 0, 10:].tolist() == [8.0, 7.0, 6.0, 5.0, 4.0, 3.0]
-    assert torch.equal(p[0, 0, 9, :10], x[0, 0, 7])
-    assert torch.equal(
-        pad_to_multiple(torch.ones(1, 3, 2, 2)), torch.ones(1, 3, 8, 8)
-    )  # too small: replicate
+# restore: any size, type and layout
 
 
 @pytest.mark.parametrize(("h", "w"), [(5, 3), (50, 67), (64, 64)])
@@ -475,161 +444,3 @@ def test_save_submission_refuses_wrong_arrays_and_names(tmp_path):
     with pytest.raises(SubmissionError, match="0.png"):
         infer.save_submission({"0.png": np.zeros((4, 4, 3), np.uint8)}, tmp_path / "pred.npz")
     assert not list(tmp_path.iterdir())
-
-
-# ----------------------------------------------------------------------------------------------------
-# scoring
-
-
-def test_score_on_known_images(tmp_path):
-    clean = tmp_path / "clean"
-    pred = {}
-    for i, name in enumerate(["rain-1.png", "rain-2.png", "snow-1.png"]):
-        write_png(clean / name, np.full((16, 20, 3), 100, np.uint8))
-        pred[name] = np.full((3, 16, 20), 100 + 10 * i, np.uint8)  # off by 0, 10, 20 grey levels
-    result = score(pred, clean)
-    by_name = result.per_image.set_index("name")
-    assert by_name.loc["rain-1.png", "psnr"] == 100.0  # identical: the metrics' cap
-    assert by_name.loc["rain-2.png", "psnr"] == pytest.approx(20 * math.log10(255 / 10), abs=1e-4)  # 28.1308
-    assert by_name.loc["snow-1.png", "psnr"] == pytest.approx(20 * math.log10(255 / 20), abs=1e-4)  # 22.1102
-    assert by_name.loc["rain-1.png", "ssim"] == pytest.approx(1.0)
-    assert list(by_name["kind"]) == ["rain", "rain", "snow"]
-    assert result.psnr == pytest.approx((100 + 28.1308 + 22.1102) / 3, abs=1e-3)
-    table = result.by_kind
-    assert list(table.index) == ["rain", "snow", "all"] and list(table["n"]) == [2, 1, 3]
-    assert table.loc["rain", "psnr"] == pytest.approx((100 + 28.1308) / 2, abs=1e-3)
-    assert result.to_dict()["by_kind"]["snow"]["n"] == 1
-    assert "rain" in str(result)
-
-
-def test_score_reads_npz_png_folders_and_labels(tmp_path):
-    clean, pngs = tmp_path / "test" / "clean", tmp_path / "png"
-    arrays = {}
-    for i in range(3):
-        img = rng_image(12, 14, seed=i)
-        write_png(clean / f"{i}.png", img)
-        noisy = np.clip(img.astype(int) + 5, 0, 255).astype(np.uint8)
-        write_png(pngs / f"{i}.png", noisy)
-        arrays[f"{i}.png"] = noisy.transpose(2, 0, 1)
-    (tmp_path / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n2,snow\n")
-    infer.save_submission(arrays, tmp_path / "pred.npz")
-    from_npz, from_dir = score(tmp_path / "pred.npz", clean), score(pngs, clean)
-    assert np.allclose(from_npz.per_image["psnr"], from_dir.per_image["psnr"])
-    assert list(from_npz.per_image["kind"]) == ["rain", "snow", "snow"]  # labels.csv found next to clean/
-    mse = [
-        np.mean((arrays[k].astype(float) - np.asarray(Image.open(clean / k)).transpose(2, 0, 1)) ** 2)
-        for k in arrays
-    ]
-    assert np.allclose(from_npz.per_image["psnr"], [10 * np.log10(255**2 / m) for m in mse], atol=1e-3)
-    kinds = score(arrays, clean, labels={"0": "snow"}).per_image["kind"]
-    assert kinds[0] == "snow" and kinds[1:].isna().all()  # a mapping replaces labels.csv; no kind for 1 and 2
-
-
-def test_score_names_missing_predictions_and_size_mismatch(tmp_path):
-    clean = tmp_path / "clean"
-    write_png(clean / "0.png", rng_image(8, 8))
-    write_png(clean / "1.png", rng_image(8, 8))
-    with pytest.raises(DataError, match="1.png"):
-        score({"0.png": np.zeros((3, 8, 8), np.uint8)}, clean)
-    with pytest.raises(SubmissionError, match="0.png"):
-        score({"0.png": np.zeros((3, 8, 9), np.uint8), "1.png": np.zeros((3, 8, 8), np.uint8)}, clean)
-
-
-def test_subsets_comparison_table_and_grid(tmp_path):
-    degraded, clean = tmp_path / "test" / "degraded", tmp_path / "test" / "clean"
-    for i in range(3):
-        img = rng_image(16, 16, seed=i)
-        write_png(clean / f"{i}.png", img)
-        write_png(degraded / f"{i}.png", np.clip(img.astype(int) + 10 * (i + 1), 0, 255).astype(np.uint8))
-    (tmp_path / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n2.png,rain\n")
-
-    preds = infer.predict_dir(Identity(), degraded, names=["2.png", "0.png"], progress=False)
-    assert list(preds) == ["0.png", "2.png"]  # natural order, only the names asked for
-    with pytest.raises(DataError, match="7.png"):
-        infer.predict_dir(Identity(), degraded, names=["7.png"], progress=False)
-
-    perfect = {f"{i}.png": np.asarray(Image.open(clean / f"{i}.png")).transpose(2, 0, 1) for i in range(3)}
-    baseline = score(degraded, clean, names=["0.png", "2"])
-    assert list(baseline.per_image["name"]) == ["0.png", "2.png"]
-    table = infer.compare_scores({"input": baseline, "perfect": score(perfect, clean, names=["0", "2"])})
-    assert list(table.index) == ["input", "perfect"]
-    assert list(table.columns) == ["psnr_rain", "psnr", "ssim", "n", "gain_db"]  # both images are rain
-    assert table.loc["input", "gain_db"] == 0.0
-    assert table.loc["perfect", "gain_db"] == pytest.approx(100.0 - baseline.psnr)
-
-    figure = infer.plot_before_after(
-        degraded, perfect, clean_dir=clean, n=2, path=tmp_path / "fig" / "grid.png"
-    )
-    assert len(figure.axes) == 6 and figure.axes[1].get_title() == "restored 100.00 dB"
-    assert Image.open(tmp_path / "fig" / "grid.png").format == "PNG"
-    assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["grid.png"]  # no temp file left
-
-
-# ----------------------------------------------------------------------------------------------------
-# model loading and the CLI
-
-
-def make_run(tmp_path):
-    from hw4lib.model import PRESETS
-
-    model = tiny_promptir()
-    run = tmp_path / "runs" / "tiny-run"
-    run.mkdir(parents=True)
-    ckpt = {"model": model.state_dict(), "model_config": {**PRESETS["tiny"], "preset": "tiny"}, "epoch": 1}
-    torch.save(ckpt, run / "best.pt")
-    torch.save(ckpt, run / "last.pt")
-    return run, model
-
-
-def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path, monkeypatch):
-    run, model = make_run(tmp_path)
-    x = smooth_image(16, 16)
-    reference = model(x)
-    for checkpoint in ("best", "last", run / "best.pt"):
-        loaded = infer.load_model(run, checkpoint)
-        assert not loaded.training
-        assert torch.allclose(loaded(x), reference, atol=1e-6), checkpoint
-    lightning = tmp_path / "model.ckpt"  # the official release: weights under state_dict with a "net." prefix
-    torch.save({"state_dict": {f"net.{k}": v for k, v in model.state_dict().items()}, "epoch": 0}, lightning)
-    official = infer.load_model(None, lightning, preset="tiny")
-    assert torch.allclose(official(x), reference, atol=1e-6)
-    with pytest.raises(FileNotFoundError, match="nope"):
-        infer.load_model(tmp_path / "nope")
-    with pytest.raises(FileNotFoundError, match="other.pt"):
-        infer.load_model(run, "other.pt")
-    monkeypatch.chdir(run)  # a relative file name from the current folder, without a run
-    assert torch.allclose(infer.load_model(None, "last.pt")(x), reference, atol=1e-6)
-
-
-def test_cli_predict_then_score(tmp_path, capsys):
-    from hw4lib.cli import main
-
-    run, model = make_run(tmp_path)
-    degraded, clean = tmp_path / "data" / "test" / "degraded", tmp_path / "data" / "test" / "clean"
-    for i in range(2):
-        img = rng_image(20, 28, seed=i)
-        write_png(degraded / f"{i}.png", img)
-        write_png(clean / f"{i}.png", img)
-    (tmp_path / "data" / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n")
-
-    predict = ["predict", "--run", str(run), "--no-progress"]
-    assert main([*predict, "--test-dir", str(degraded), "--device", "cpu"]) == 0
-    out = run / "pred.npz"  # the default: inside the run folder
-    assert "wrote" in capsys.readouterr().out and check_submission(out, degraded) == []
-    with np.load(out) as data:
-        expected = restore(model, rng_image(20, 28, seed=1)).transpose(2, 0, 1)
-        assert np.array_equal(data["1.png"], expected)
-
-    tta_out, pngs = tmp_path / "tta.npz", tmp_path / "png"
-    tiles = ["--tile", "24", "--tile-overlap", "8"]
-    options = ["--checkpoint", "last", "--tta", "--out", str(tta_out), "--png-dir", str(pngs), *tiles]
-    assert main([*predict, "--test-dir", str(tmp_path / "data"), *options]) == 0  # dataset root works too
-    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == ["0.png", "1.png"]
-
-    assert main(["score", str(out), "--clean", str(clean), "--csv", str(tmp_path / "scores.csv")]) == 0
-    text = capsys.readouterr().out
-    assert "rain" in text and "snow" in text and "PSNR" in text
-    scores = score(out, clean)
-    assert f"PSNR {scores.psnr:.2f} dB" in text
-    assert (tmp_path / "scores.csv").read_text().splitlines()[0] == "name,kind,psnr,ssim"
-    assert main(["check-submission", str(tta_out), "--test-dir", str(degraded)]) == 0

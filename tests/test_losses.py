@@ -128,3 +128,11 @@ def test_half_precision_inputs_under_autocast():
 def test_bad_shapes():
     with pytest.raises(ValueError, match="same"):
         build_loss("l1")(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 9))
+
+
+def test_loss_labels_for_tables_and_figures():
+    from hw4lib.losses import loss_label
+
+    assert [loss_label(s) for s in ("l1", "mse", "l1_ssim")] == ["L1", "MSE", "L1+SSIM"]
+    assert loss_label("l1+0.1*edge") == "L1 + 0.1*Edge"
+    assert loss_label("charbonnier+0.05*fft") == "Charbonnier + 0.05*FFT"

@@ -1,5 +1,6 @@
 """PromptIR: official names, shapes and parameter count; same outputs and gradients as the official-style
-reference; checkpoints load (Lightning, plain, ours) or fail naming the problem; any image size works."""
+reference, and the plain blocks the same as the fast kernels; checkpoints load (Lightning, plain, ours) or
+fail naming the problem; any image size works (pad_to_multiple)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,20 @@ import torch.nn.functional as F
 
 from benchmarks.official_promptir import LayerNorm as OfficialLayerNorm
 from benchmarks.official_promptir import OfficialPromptIR
+from hw4lib import kernels
+from hw4lib.kernels import _GatedGelu, _TransposedAttention
 from hw4lib.model import (
     DEAD_LAYERS,
+    PAD_MULTIPLE,
     PRESETS,
-    CheckpointError,
+    Attention,
+    FeedForward,
     LayerNorm,
     PromptIR,
-    _GatedGelu,
-    _TransposedAttention,
     build_model,
     count_parameters,
     load_official_checkpoint,
+    pad_to_multiple,
 )
 
 FULL_PARAMETERS = (
@@ -186,6 +190,111 @@ def test_attention_and_gate_gradients_pass_gradcheck():
     assert torch.autograd.gradcheck(_GatedGelu.apply, (x,), fast_mode=True)
 
 
+def _fast_and_plain(**kwargs) -> tuple[PromptIR, PromptIR]:
+    """The default (fast) model and a plain one with the same weights, temperatures not all ones."""
+    torch.manual_seed(0)
+    fast, plain = PromptIR(**SMALL, **kwargs), PromptIR(**SMALL, **kwargs, fast=False)
+    plain.load_state_dict(fast.state_dict())
+    _with_random_temperatures(fast, plain)
+    return fast, plain
+
+
+def _run(model: PromptIR, autocast: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Output and parameter gradients of an MSE step on a fixed batch whose sides need padding."""
+    generator = torch.Generator().manual_seed(2)
+    x, target = torch.rand(2, 3, 21, 27, generator=generator), torch.rand(2, 3, 21, 27, generator=generator)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        out = model(x).float()
+    F.mse_loss(out, target).backward()
+    return out.detach(), [p.grad for p in model.parameters()]
+
+
+def _no_kernels(*args, **kwargs):
+    raise AssertionError("the plain model called a hand-written kernel")
+
+
+def test_the_fast_kernels_are_the_default_and_not_part_of_the_config():
+    model, plain = build_model("tiny"), build_model("tiny", fast=False)
+    blocks = [m for m in model.modules() if isinstance(m, (Attention, FeedForward))]
+    assert blocks and all(m.fast for m in blocks)
+    assert not any(m.fast for m in plain.modules() if isinstance(m, (Attention, FeedForward)))
+    assert plain.config == model.config and "fast" not in model.config
+    assert plain.state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_plain_and_fast_models_give_the_same_outputs_and_gradients(channels_last, monkeypatch):
+    fast, plain = _fast_and_plain(channels_last=channels_last)
+    out_fast, grads_fast = _run(fast)
+    monkeypatch.setattr(kernels, "transposed_attention", _no_kernels)
+    monkeypatch.setattr(kernels, "gated_gelu", _no_kernels)
+    out_plain, grads_plain = _run(plain)
+    assert (out_fast - out_plain).abs().max().item() < 1e-5 * out_plain.abs().max().item()
+    for (name, _), got, expected in zip(plain.named_parameters(), grads_fast, grads_plain, strict=True):
+        # temperature gradients are sums of many cancelling terms: they agree the least
+        assert (got - expected).abs().max().item() < 1e-4 * expected.abs().max().item(), name
+
+
+def test_fast_kernels_are_as_accurate_as_the_plain_code_under_bfloat16_autocast():
+    fast, plain = _fast_and_plain()
+    reference = _fast_and_plain()[1]  # the plain model in float32
+    x = torch.rand(2, 3, 21, 27, generator=torch.Generator().manual_seed(2))  # _run's input
+    runs = {"fast": _run(fast, autocast=True), "plain": _run(plain, autocast=True)}
+    out_ref, grads_ref = _run(reference)
+    correction = out_ref - x  # compare what the network adds: the input itself passes in float32
+    all_ref = torch.cat([g.flatten() for g in grads_ref])
+    errors = {}
+    for name, (out, grads) in runs.items():
+        all_grads = torch.cat([g.flatten() for g in grads])
+        errors[name] = (
+            (out - x - correction).abs().max().item() / correction.abs().max().item(),
+            ((all_grads - all_ref).norm() / all_ref.norm()).item(),  # all gradients as one vector
+        )
+        for (param, _), got, expected in zip(reference.named_parameters(), grads, grads_ref, strict=True):
+            assert (got - expected).norm() < 0.35 * expected.norm(), (name, param)  # temperatures: loosest
+    (out_fast, grad_fast), (out_plain, grad_plain) = errors["fast"], errors["plain"]
+    assert out_fast < 0.05 and grad_fast < 0.05  # bfloat16 keeps ~3 significant digits
+    assert out_fast < 2 * out_plain and grad_fast < 2 * grad_plain, errors
+    difference = (runs["fast"][0] - runs["plain"][0]).abs().max().item()
+    assert difference < 0.02 * correction.abs().max().item()
+
+
+def test_pad_to_multiple_reflects_a_3d_tensor():
+    x = torch.arange(30.0).reshape(1, 5, 6)  # (C, H, W); row r holds 6r .. 6r + 5
+    p = pad_to_multiple(x, 4)  # 5 x 6 -> 8 x 8: pads 3 and 2 are smaller than the sides, so a mirror
+    assert p.shape == (1, 8, 8)
+    assert torch.equal(p[..., :5, :6], x)
+    assert p[0, 0].tolist() == [0, 1, 2, 3, 4, 5, 4, 3]  # the edge pixel is not repeated
+    assert p[0, :, 0].tolist() == [0, 6, 12, 18, 24, 18, 12, 6]
+    assert p[0, 7].tolist() == [6, 7, 8, 9, 10, 11, 10, 9]  # row 7 mirrors row 1
+    assert pad_to_multiple(torch.zeros(3, 9, 16)).shape == (3, 16, 16) and PAD_MULTIPLE == 8
+
+
+def test_pad_to_multiple_reflects_each_image_of_a_4d_batch():
+    x = torch.arange(18.0).reshape(2, 1, 3, 3)  # image 1 is image 0 + 9
+    p = pad_to_multiple(x, 4)
+    assert p.shape == (2, 1, 4, 4)
+    assert p[0, 0].tolist() == [[0, 1, 2, 1], [3, 4, 5, 4], [6, 7, 8, 7], [3, 4, 5, 4]]
+    assert torch.equal(p[1], p[0] + 9)
+
+
+def test_pad_to_multiple_replicates_when_a_side_is_too_small_to_mirror():
+    x = torch.arange(6.0).reshape(1, 1, 3, 2)  # width 2 needs a pad of 2: a mirror would need width 3
+    p = pad_to_multiple(x, 4)
+    assert p[0, 0].tolist() == [[0, 1, 1, 1], [2, 3, 3, 3], [4, 5, 5, 5], [4, 5, 5, 5]]
+    assert pad_to_multiple(x[0], 4).tolist() == p[0].tolist()  # (C, H, W) alike
+
+
+def test_pad_to_multiple_keeps_divisible_tensors_and_other_ranks():
+    x = torch.rand(2, 3, 3, 16, 8)  # sides already divide by 8: nothing to do
+    assert pad_to_multiple(x) is x
+    y = torch.rand(2, 2, 1, 5, 7)  # (B, T, C, H, W): every (C, H, W) slice padded alike
+    p = pad_to_multiple(y)
+    assert p.shape == (2, 2, 1, 8, 8) and torch.equal(p[1, 0], pad_to_multiple(y[1, 0]))
+    with pytest.raises(ValueError, match=r"\(\.\.\., H, W\)"):
+        pad_to_multiple(torch.zeros(5))
+
+
 @pytest.mark.parametrize("kind", ["WithBias", "BiasFree"])
 def test_layernorm_matches_official(kind):
     ours, official = LayerNorm(8, kind), OfficialLayerNorm(8, kind)
@@ -209,73 +318,6 @@ def test_memory_layout_does_not_change_the_output():
 
 
 # ---- checkpoints ------------------------------------------------------------------------------------------
-
-
-def test_plain_state_dict_without_prefix_loads(tmp_path):
-    torch.manual_seed(0)
-    model = build_model("tiny").eval()
-    torch.save(model.state_dict(), tmp_path / "plain.pt")
-    x = torch.rand(1, 3, 32, 32)
-    for settings in (PRESETS["tiny"], {"preset": "tiny"}):
-        loaded = load_official_checkpoint(tmp_path / "plain.pt", **settings)
-        with torch.no_grad():
-            assert torch.equal(loaded(x), model(x))
-
-
-def test_training_checkpoint_loads_with_its_model_config(tmp_path):
-    torch.manual_seed(0)
-    model = build_model("tiny", prompt_len=3).eval()
-    checkpoint = {
-        "model": model.state_dict(),
-        "model_config": {"preset": "tiny", "prompt_len": 3},
-        "epoch": 2,
-    }
-    torch.save(checkpoint, tmp_path / "best.pt")
-    loaded = load_official_checkpoint(tmp_path / "best.pt")  # settings come from the checkpoint
-    assert loaded.config == model.config
-    x = torch.rand(1, 3, 24, 24)
-    with torch.no_grad():
-        assert torch.equal(loaded(x), model(x))
-
-
-@pytest.mark.parametrize(
-    "damage, named",
-    [
-        ("missing", "output.weight"),
-        ("unexpected", "bogus.weight"),
-        ("shape", "patch_embed.proj.weight"),
-    ],
-)
-def test_broken_checkpoint_names_the_problem(tmp_path, damage, named):
-    state = {f"net.{n}": t for n, t in build_model("tiny").state_dict().items()}
-    if damage == "missing":
-        del state["net.output.weight"]
-    elif damage == "unexpected":
-        state["net.bogus.weight"] = torch.zeros(3)
-    else:
-        state["net.patch_embed.proj.weight"] = torch.zeros(16, 3, 5, 5)
-    path = tmp_path / "broken.ckpt"
-    torch.save({"state_dict": state}, path)
-    with pytest.raises(CheckpointError, match=damage if damage != "shape" else "wrong shape") as info:
-        load_official_checkpoint(path, **PRESETS["tiny"])
-    assert named in str(info.value) and "broken.ckpt" in str(info.value)
-
-
-def test_full_settings_reject_a_tiny_checkpoint(tmp_path):
-    torch.save(build_model("tiny").state_dict(), tmp_path / "tiny.pt")
-    with pytest.raises(CheckpointError, match="wrong shape .*Pass the model settings"):
-        load_official_checkpoint(tmp_path / "tiny.pt")
-
-
-def test_not_a_checkpoint_raises(tmp_path):
-    torch.save({"weights": [1, 2, 3]}, tmp_path / "odd.pt")
-    with pytest.raises(CheckpointError, match="odd.pt: not a PromptIR checkpoint"):
-        load_official_checkpoint(tmp_path / "odd.pt")
-    with pytest.raises(FileNotFoundError, match="nowhere.ckpt"):
-        load_official_checkpoint(tmp_path / "nowhere.ckpt")
-
-
-# ---- any image size, training, prompts --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("size", [(37, 53), (250, 333), (5, 7), (64, 64)])

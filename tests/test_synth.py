@@ -12,7 +12,6 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from hw4lib import synth
-from hw4lib.cli import main as cli_main
 from hw4lib.data import PairedDataset, check_data, find_pairs, find_test_images, load_image
 from hw4lib.metrics import psnr_uint8
 
@@ -344,19 +343,6 @@ def test_bad_arguments_are_named() -> None:
         synth.generate_demo_dataset("/nonexistent/x", pairs_per_type=-1)
     with pytest.raises(FileNotFoundError, match="nowhere"):
         synth.generate_demo_dataset("/nonexistent/x", snow_masks="/nowhere")
-
-
-def test_cli_writes_reports_and_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    args = ["demo-data", "--out", str(tmp_path / "d"), "--pairs-per-type", "2", "--test-per-type", "1"]
-    args += ["--size", "32", "--seed", "3"]
-    assert cli_main(args) == 0
-    out = capsys.readouterr().out
-    assert "2 rain + 2 snow training pairs, 2 test images" in out
-    assert "train/rain" in out and "train/snow" in out and "input PSNR" in out
-    assert len(find_pairs(tmp_path / "d")) == 4
-    assert cli_main(args) == 2
-    assert "--force" in capsys.readouterr().err
-    assert cli_main([*args, "--force"]) == 0
 
 
 def test_ensure_demo_dataset_generates_only_the_default_folder(

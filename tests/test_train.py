@@ -23,19 +23,16 @@ from hw4lib import train
 from hw4lib.data import PairedDataset, find_pairs, split_pairs, to_tensor
 from hw4lib.metrics import psnr
 from hw4lib.paths import repo_root
+from hw4lib.runs import TIME_COLUMNS, RunExistsError, load_model, load_run
 from hw4lib.synth import generate_demo_dataset
 from hw4lib.train import (
     RECIPES,
-    TIME_COLUMNS,
-    RunExistsError,
     TrainConfig,
     TrainingDiverged,
     WarmupCosine,
     evaluate,
     fit,
-    load_run_model,
     make_config,
-    read_run,
 )
 
 MICRO = {
@@ -91,14 +88,14 @@ def ema_run(data_root, tmp_path_factory):
 
 def test_smoke_run_writes_every_file_with_sane_values(data_root, tmp_path):
     result = fit(_config(data_root, tmp_path / "smoke", epochs=1))
-    run = result.run_dir
+    run = result.path
     for name in ("config.json", "history.csv", "history.json", "metrics.json", "best.pt", "last.pt"):
         assert (run / name).is_file(), name
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert METRIC_KEYS <= set(metrics)
     assert metrics["best_epoch"] == 1 and metrics["loss"] == "l1" and metrics["device"] == "cpu"
-    assert metrics["params"] == sum(p.numel() for p in load_run_model(run).parameters())
+    assert metrics["params"] == sum(p.numel() for p in load_model(run).parameters())
     assert 5 < metrics["best_val_psnr"] < 60 and 0 < metrics["best_val_ssim"] <= 1
     assert metrics["wall_seconds"] > 0
 
@@ -114,12 +111,12 @@ def test_smoke_run_writes_every_file_with_sane_values(data_root, tmp_path):
     assert metrics["input_psnr_rain"] == pytest.approx(np.mean(by_kind["rain"]), abs=1e-4)
     assert metrics["input_psnr_snow"] == pytest.approx(np.mean(by_kind["snow"]), abs=1e-4)
 
-    history = read_run(run).history
+    history = load_run(run, finished=False).history
     assert list(history.columns) == HISTORY_COLUMNS and len(history) == 1
     assert history["step"].iloc[0] == 4  # 8 training pairs (6 per type, minus 2 for validation) / batch 2
     assert history["train_loss"].iloc[0] > 0 and history["images_per_s"].iloc[0] > 0
     assert history["val_psnr"].iloc[0] == pytest.approx(metrics["best_val_psnr"])
-    assert TrainConfig.from_json(run / "config.json") == result.config
+    assert TrainConfig.from_json(run / "config.json") == result.train_config
 
     ckpt = torch.load(run / "last.pt", weights_only=True)
     assert CHECKPOINT_KEYS <= set(ckpt)
@@ -129,7 +126,7 @@ def test_smoke_run_writes_every_file_with_sane_values(data_root, tmp_path):
 
     # the checkpoint round-trips: the reloaded model scores exactly what the run recorded, and reproduces the
     # restored sample PNGs pixel for pixel
-    model = load_run_model(run, "best")
+    model = load_model(run, "best")
     val_set = PairedDataset(val_pairs)
     assert evaluate(model, val_set)["psnr"] == pytest.approx(metrics["best_val_psnr"], abs=1e-9)
     samples = json.loads((run / "samples" / "samples.json").read_text())
@@ -164,7 +161,7 @@ def test_resume_continues_exactly(data_root, tmp_path, ema_run):
     assert torch.load(tmp_path / "r" / "last.pt", weights_only=True)["epoch"] == 1
     resumed = fit(config, resume=True)
     assert _numeric(resumed.history).equals(_numeric(ema_run.history))
-    a = torch.load(ema_run.run_dir / "last.pt", weights_only=True)
+    a = torch.load(ema_run.path / "last.pt", weights_only=True)
     b = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
     for key in ("model", "train_model"):  # EMA weights and raw weights
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
@@ -196,7 +193,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, t
     ckpt = torch.load(tmp_path / "nan" / "last.pt", weights_only=True)
     assert ckpt["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
-    assert len(read_run(tmp_path / "nan").history) == 1
+    assert len(load_run(tmp_path / "nan", finished=False).history) == 1
 
 
 def test_two_processes_match_one_process_with_twice_the_batch(data_root, tmp_path):
@@ -210,7 +207,7 @@ def test_two_processes_match_one_process_with_twice_the_batch(data_root, tmp_pat
            "-m", "hw4lib", "train", "--config", str(config_path)]  # fmt: skip
     proc = subprocess.run(cmd, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    double = read_run(tmp_path / "ddp")
+    double = load_run(tmp_path / "ddp", finished=False)
     assert double.metrics["world_size"] == 2 and single.metrics["world_size"] == 1
     a, b = _numeric(single.history), _numeric(double.history)
     assert list(a["step"]) == list(b["step"]) == [2, 4]  # 8 training pairs / global batch 4
@@ -288,21 +285,3 @@ def test_recipes_fill_the_config_and_explicit_values_win(tmp_path):
     path.write_text('{"lr": 1, "colour": "red"}')
     with pytest.raises(ValueError, match=r"c\.json.*colour"):
         TrainConfig.from_json(path)
-
-
-def test_cli_builds_the_config_from_file_recipe_and_flags(tmp_path):
-    from hw4lib.cli import build_parser
-
-    base = tmp_path / "base.json"
-    make_config("demo", epochs=9).to_json(base)
-    args = build_parser().parse_args(
-        ["train", "--config", str(base), "--loss", "mse", "--patch-size", "none", "--ema", "0.99",
-         "--augment", "false", "--model-overrides", '{"dim": 8}', "--resume"]
-    )  # fmt: skip
-    config = train.config_from_args(args)
-    assert (config.epochs, config.loss, config.patch_size) == (9, "mse", None)
-    assert (config.ema, config.augment, config.recipe) == (0.99, False, "demo")
-    assert config.model_overrides == {"dim": 8} and args.resume
-    args = build_parser().parse_args(["train", "--recipe", "official", "--lr", "1e-3"])
-    config = train.config_from_args(args)
-    assert config.recipe == "official" and config.lr == 1e-3 and config.patch_size == 128

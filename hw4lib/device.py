@@ -1,0 +1,60 @@
+"""Where tensors run and in which precision: one policy for training, inference and evaluation.
+
+- ``resolve_device("auto")`` is a CUDA GPU when torch sees one, else the CPU; ``"cuda"`` on a machine without
+  CUDA is an error that says what to pass instead.
+- Mixed precision (``amp_dtype``): on CUDA bfloat16 where the GPU supports it (same range as float32, so no
+  loss scaling and no overflow), else float16 (training then scales the loss with a ``GradScaler``). On the
+  CPU only when asked for, in bfloat16: CPU training stays float32, where runs are reproducible.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+__all__ = ["resolve_device", "amp_dtype", "autocast", "precision_name"]
+
+
+def resolve_device(spec: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
+    """A ``torch.device`` from ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``, ...
+
+    ``local_rank`` picks the GPU of a ``torchrun`` process when the spec names no index.
+    """
+    if spec is None or str(spec) == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(spec)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {str(spec)!r} asked for, but this torch has no CUDA; use device='cpu' or 'auto'"
+            )
+        if device.index is None and local_rank is not None:
+            device = torch.device("cuda", local_rank)
+    return device
+
+
+def amp_dtype(device: torch.device, enabled: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype for ``device``, or ``None`` for full float32.
+
+    ``enabled=None`` means the default: on for CUDA, off elsewhere.
+    """
+    if enabled is None:
+        enabled = device.type == "cuda"
+    if not enabled:
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` in ``dtype`` on ``device``; a no-op context for ``dtype=None``."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def precision_name(dtype: torch.dtype | None) -> str:
+    """``"bfloat16"``, ``"float16"`` or ``"fp32"``: what run folders record."""
+    return str(dtype).replace("torch.", "") if dtype else "fp32"

@@ -1,0 +1,489 @@
+"""The run folder: the one place that knows its files, names, reading, writing, checks and model loading.
+
+A training run (``hw4lib.train.fit``) writes ``runs/<name>/``:
+
+- ``config.json``: the :class:`~hw4lib.config.TrainConfig`;
+- ``history.csv`` / ``history.json``: one row per epoch (train loss, validation PSNR/SSIM overall and per
+  degradation type, learning rate, seconds, images per second);
+- ``metrics.json``: the summary (``REQUIRED_METRICS`` at least; ``complete`` is false until the last epoch);
+- ``best.pt`` / ``last.pt``: checkpoints, written atomically, with ``model`` (the weights to infer with) and
+  ``model_config`` (``build_model`` arguments incl. ``preset``), plus what a resume needs;
+- ``samples/``: a few validation images restored by the best model (``samples.json`` says which);
+- ``log.txt``: the lines printed during the run.
+
+The report keeps copies of the small files (``SMALL_FILES``) of each run in a snapshot folder of the same
+shape, with its per-image evaluation in ``eval/``; :func:`load_run` reads both.
+
+:func:`load_model` is the one model loader: a run folder (best or last checkpoint), one of our checkpoints, a
+plain state dict, or the official PromptIR Lightning ``model.ckpt``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from hw4lib import paths
+from hw4lib.config import TrainConfig
+from hw4lib.io import atomic_write, save_torch_atomic, write_json_atomic, write_text_atomic
+from hw4lib.losses import loss_label
+from hw4lib.model import DEAD_LAYERS, PromptIR, build_model
+
+__all__ = [
+    "CONFIG", "HISTORY_CSV", "HISTORY_JSON", "METRICS", "LOG", "BEST", "LAST", "SAMPLES", "EVAL",
+    "SMALL_FILES", "REQUIRED_METRICS", "TIME_COLUMNS", "CHECKPOINT_VERSION",
+    "RunError", "RunExistsError", "CheckpointError", "Run",
+    "safe_name", "variant_name", "find_run", "load_run", "load_runs", "expand_runs", "read_metrics",
+    "unfinished_reason",
+    "is_finished", "holds_run", "clear_run", "write_config", "write_history", "write_metrics", "jsonable",
+    "save_checkpoint", "copy_small_files", "RunLog",
+    "load_checkpoint", "load_weights", "load_model",
+]  # fmt: skip
+
+CONFIG = "config.json"
+HISTORY_CSV = "history.csv"
+HISTORY_JSON = "history.json"
+METRICS = "metrics.json"
+LOG = "log.txt"
+BEST = "best.pt"
+LAST = "last.pt"
+SAMPLES = "samples"
+EVAL = "eval"  # the report's per-image evaluation of a run (in its snapshot)
+SMALL_FILES = (CONFIG, HISTORY_CSV, METRICS)  # what a snapshot keeps (no checkpoints)
+_RUN_FILES = (BEST, LAST, HISTORY_CSV, HISTORY_JSON, METRICS, LOG)  # what starting over removes
+# metrics.json keys every finished run has (hw4lib.train writes them; the report and experiments rely on them)
+REQUIRED_METRICS = (
+    "best_epoch", "best_val_psnr", "best_val_psnr_rain", "best_val_psnr_snow", "best_val_ssim", "input_psnr",
+    "params", "wall_seconds", "device", "loss",
+)  # fmt: skip
+TIME_COLUMNS = ("seconds", "images_per_s")  # history columns that legitimately differ between equal runs
+CHECKPOINT_VERSION = 1
+
+
+class RunError(ValueError):
+    """A run folder that cannot be used; the message names the folder, what is missing and how to make it."""
+
+
+class RunExistsError(FileExistsError):
+    """A fresh run would overwrite an earlier run's checkpoints."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that does not fit the model it should be loaded into."""
+
+
+# ----------------------------------------------------------------------------------------------------------
+# names
+
+
+def safe_name(text: str) -> str:
+    """A folder-safe run name: ``train-l1+0.1*edge`` -> ``train-l1_0.1_edge``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "run"
+
+
+def variant_name(prefix: str, loss: str) -> str:
+    """The run name of one loss variant of a sweep: ``<prefix>-<loss>``, folder-safe."""
+    return safe_name(f"{prefix}-{loss}" if prefix else loss)
+
+
+def find_run(run: str | os.PathLike[str]) -> Path:
+    """A run folder given as a path (from the working folder or the repo root) or a name in ``runs/``."""
+    for candidate in (Path(run), paths.resolve(run), paths.runs_dir() / str(run)):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"run folder {run} not found (looked in the current folder, the repo and runs/)")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass
+class Run:
+    """One training run as its files hold it (a run folder or a report snapshot of one)."""
+
+    path: Path
+    config: dict[str, Any]  # config.json as written (see ``train_config`` for the parsed TrainConfig)
+    metrics: dict[str, Any]
+    history: pd.DataFrame
+    per_image: pd.DataFrame | None = None  # eval/per_image.csv, when the report evaluated the run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def loss(self) -> str:
+        return str(self.metrics.get("loss") or self.config.get("loss") or self.name)
+
+    @property
+    def label(self) -> str:
+        return loss_label(self.loss)
+
+    @property
+    def epochs(self) -> int:
+        return int(len(self.history))
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / EVAL
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.path / BEST
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.path / LAST
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.config, f"{paths.relative(self.path / CONFIG)}")
+
+
+def _hint(run_dir: Path) -> str:
+    """The command that makes or finishes the run in ``run_dir``."""
+    rel = paths.relative(run_dir)
+    if (run_dir / CONFIG).is_file():
+        return (
+            f"finish it with `python -m hw4lib train --config {rel}/{CONFIG} --resume` "
+            "(the demo runs: `make demo`)"
+        )
+    return (
+        "train it with `python -m hw4lib train`, notebooks/train.ipynb (run_name="
+        f"{run_dir.name!r}) or `make demo` for the demo runs"
+    )
+
+
+def _read_json(path: Path, run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RunError(f"{paths.relative(path)} is not valid JSON ({err}); {_hint(run_dir)}") from err
+    if not isinstance(data, dict):
+        raise RunError(f"{paths.relative(path)} does not hold a JSON object; {_hint(run_dir)}")
+    return data
+
+
+def unfinished_reason(run_dir: str | os.PathLike[str]) -> str | None:
+    """Why ``run_dir`` is not a finished run, or ``None`` when it is one: no ``metrics.json``, required
+    keys missing, or ``"complete": false`` (training rewrites it after every epoch and marks the last)."""
+    run_dir = paths.resolve(run_dir)
+    rel = paths.relative(run_dir)
+    if not run_dir.is_dir():
+        return f"run folder {rel} does not exist"
+    metrics_path = run_dir / METRICS
+    if not metrics_path.is_file():
+        if (run_dir / HISTORY_CSV).is_file():
+            return f"run folder {rel} has {HISTORY_CSV} but no {METRICS} (the run did not finish)"
+        return f"run folder {rel} has no {METRICS} (the run never started or was not written there)"
+    try:
+        metrics = _read_json(metrics_path, run_dir)
+    except RunError as err:
+        return str(err).split(";")[0]
+    missing = [key for key in REQUIRED_METRICS if key not in metrics]
+    if missing:
+        return f"{paths.relative(metrics_path)} lacks {', '.join(missing)} (a partial or older run)"
+    if metrics.get("complete", True) is False:
+        return (
+            f"run folder {rel} stopped after epoch {metrics.get('epochs_done', '?')} ({METRICS} says "
+            "complete: false)"
+        )
+    return None
+
+
+def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``metrics.json`` of a run folder, or ``{}`` when it is missing or unreadable (a run still starting)."""
+    try:
+        data = json.loads((paths.resolve(run_dir) / METRICS).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_finished(run_dir: str | os.PathLike[str]) -> bool:
+    """True when ``run_dir`` holds a finished run (see :func:`unfinished_reason`)."""
+    return unfinished_reason(run_dir) is None
+
+
+def load_run(run_dir: str | os.PathLike[str], finished: bool = True) -> Run:
+    """Read a run folder (or snapshot): ``config.json``, ``history.csv``, ``metrics.json``, ``eval/``.
+
+    ``finished=True`` (the report, sweeps) requires a complete run with the ``REQUIRED_METRICS``;
+    ``finished=False`` reads a started or interrupted one too (its metrics may be empty). Either way a
+    :class:`RunError` names the folder, what is missing and the command that makes it.
+    """
+    run_dir = paths.resolve(run_dir)
+    rel = paths.relative(run_dir)
+    if not run_dir.is_dir():
+        raise RunError(f"run folder {rel} does not exist; {_hint(run_dir)}")
+    if finished:
+        reason = unfinished_reason(run_dir)
+        if reason is not None:
+            raise RunError(f"{reason}; {_hint(run_dir)}")
+    elif not (run_dir / CONFIG).is_file():
+        raise RunError(f"{rel}/{CONFIG} is missing: {rel} is not a (started) training run; {_hint(run_dir)}")
+    history_path = run_dir / HISTORY_CSV
+    if not history_path.is_file():
+        raise RunError(f"run folder {rel} has no {HISTORY_CSV}; {_hint(run_dir)}")
+    history = pd.read_csv(history_path)
+    if finished and history.empty:
+        raise RunError(f"{rel}/{HISTORY_CSV} has no epochs; {_hint(run_dir)}")
+    metrics = _read_json(run_dir / METRICS, run_dir) if (run_dir / METRICS).is_file() else {}
+    config = _read_json(run_dir / CONFIG, run_dir) if (run_dir / CONFIG).is_file() else {}
+    per_image_path = run_dir / EVAL / "per_image.csv"
+    per_image = pd.read_csv(per_image_path) if per_image_path.is_file() else None
+    return Run(run_dir, config, metrics, history, per_image)
+
+
+def _looks_like_run(folder: Path) -> bool:
+    """A folder a glob should match: it holds one of a run's files (others, e.g. bench/, are skipped)."""
+    return folder.is_dir() and any((folder / name).is_file() for name in SMALL_FILES)
+
+
+def expand_runs(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Run folders from a glob (``"runs/demo-*"``, relative to the repo root) or a list of folders."""
+    items = [runs] if isinstance(runs, (str, os.PathLike)) else list(runs)
+    found: list[Path] = []
+    for item in items:
+        text = str(item)
+        if any(ch in text for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(paths.resolve(text))) if _looks_like_run(Path(p)))
+            if not matches:
+                raise RunError(
+                    f"no run folders match {text!r} (under {paths.repo_root()}); train them first, e.g. "
+                    "`make demo` for runs/demo-*, or point at a committed snapshot, e.g. 'report/run-data/*'"
+                )
+            found.extend(matches)
+        else:
+            found.append(paths.resolve(text))
+    if not found:
+        raise RunError("no runs given; pass a glob like 'runs/demo-*' or a list of run folders")
+    return list(dict.fromkeys(found))
+
+
+def load_runs(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Run]:
+    """Load finished runs from a glob or a list of folders, in the glob's (sorted) order."""
+    return [load_run(folder) for folder in expand_runs(runs)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# writing
+
+
+def holds_run(run_dir: Path) -> bool:
+    """True when ``run_dir`` already holds (part of) a training run that a fresh start would overwrite."""
+    return (run_dir / LAST).is_file() or (run_dir / HISTORY_CSV).is_file()
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove a run's files (checkpoints, history, metrics, log, samples) so it can start over."""
+    for name in _RUN_FILES:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / SAMPLES, ignore_errors=True)
+
+
+def jsonable(obj: Any) -> Any:
+    """NaN/inf -> None, tuples -> lists: the JSON files stay standard."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return obj
+
+
+def write_config(run_dir: Path, config: TrainConfig) -> Path:
+    config.to_json(run_dir / CONFIG)
+    return run_dir / CONFIG
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """``history.csv`` and ``history.json``, one row per epoch."""
+    write_text_atomic(pd.DataFrame(history).to_csv(index=False), run_dir / HISTORY_CSV)
+    write_json_atomic(jsonable(history), run_dir / HISTORY_JSON)
+
+
+def write_metrics(run_dir: Path, metrics: Mapping[str, Any]) -> Path:
+    return write_json_atomic(jsonable(dict(metrics)), run_dir / METRICS)
+
+
+def save_checkpoint(state: Mapping[str, Any], run_dir: Path, best: bool = False) -> None:
+    """``last.pt`` (and ``best.pt`` when ``best``), each written atomically."""
+    save_torch_atomic(dict(state), run_dir / LAST)
+    if best:
+        save_torch_atomic(dict(state), run_dir / BEST)
+
+
+def copy_small_files(run: Run, dest: Path) -> None:
+    """Copy the run's ``SMALL_FILES`` into ``dest`` (a snapshot folder), atomically each."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in SMALL_FILES:
+        if (run.path / name).is_file():
+            with atomic_write(dest / name, "wb") as f:
+                f.write((run.path / name).read_bytes())
+
+
+class RunLog:
+    """Prints a line and appends it to ``log.txt``; ``None``: silent (the other processes of a DDP run)."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.path = run_dir / LOG if run_dir is not None else None
+
+    def __call__(self, line: str) -> None:
+        if self.path is None:
+            return
+        print(line, flush=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# checkpoints and models
+
+_DEAD_MODULES = frozenset(name.split(".")[0] for name in DEAD_LAYERS)
+
+
+def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
+    """One of our training checkpoints (``best.pt`` / ``last.pt``) as a dict, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint {path} does not exist; train first (hw4lib.train.fit) or check the path"
+        )
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # truncated or foreign file
+        raise ValueError(
+            f"{path} is not a readable hw4lib checkpoint ({err}); retrain or pick another file"
+        ) from err
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(
+            f"{path} is not an hw4lib training checkpoint (needs keys 'model' and 'model_config'); "
+            "for the official PromptIR weights use hw4lib.runs.load_model"
+        )
+    return ckpt
+
+
+def _extract_state_dict(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+    """The tensors of a Lightning / training / plain checkpoint, and our own model config if it has one."""
+    config = None
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):  # Lightning
+        obj = obj["state_dict"]
+    elif isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):  # our training checkpoints
+        config = obj.get("model_config")
+        obj = obj["model"]
+    if not isinstance(obj, Mapping) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CheckpointError(
+            f"{path}: not a PromptIR checkpoint (expected a Lightning checkpoint with 'state_dict', "
+            f"a training checkpoint with 'model', or a state dict of tensors)"
+        )
+    state = {}
+    for name, tensor in obj.items():
+        for prefix in ("net.", "module."):  # Lightning attribute / DistributedDataParallel wrapper
+            if name.startswith(prefix):
+                name = name[len(prefix) :]
+        if name.split(".")[0] not in _DEAD_MODULES:
+            state[name] = tensor
+    return state, dict(config) if isinstance(config, Mapping) else None
+
+
+def _listing(names: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_weights(path: str | os.PathLike[str], map_location: Any = "cpu", **model_kwargs: Any) -> PromptIR:
+    """PromptIR in eval mode with the weights of one file: the official Lightning ``.ckpt``, a plain state
+    dict, or our ``best.pt``.
+
+    ``model_kwargs`` go to ``build_model`` (``preset="small"`` or ``PromptIR`` keywords; default: the official
+    model, or for our own training checkpoints their stored ``model_config``). Names may carry the Lightning
+    ``net.`` prefix; the official dead layers are dropped. Any other missing or unexpected name, or a shape
+    mismatch, raises ``CheckpointError`` listing them. Only load files you trust: official Lightning
+    checkpoints need full unpickling.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception:  # Lightning checkpoints pickle more than tensors (callbacks, loops, hyper-parameters)
+        try:
+            obj = torch.load(path, map_location=map_location, weights_only=False)
+        except Exception as err:
+            raise CheckpointError(f"{path}: cannot be read by torch.load ({err})") from err
+    state, config = _extract_state_dict(obj, path)
+    settings = dict(model_kwargs or config or {})
+    preset = settings.pop("preset", "full")
+    model = build_model(preset, **settings)
+
+    expected = model.state_dict()
+    missing = [n for n in expected if n not in state]
+    unexpected = [n for n in state if n not in expected]
+    mismatched = [
+        f"{n} {tuple(state[n].shape)} vs model {tuple(t.shape)}"
+        for n, t in expected.items()
+        if n in state and state[n].shape != t.shape
+    ]
+    if missing or unexpected or mismatched:
+        problems = []
+        if missing:
+            problems.append(f"missing {len(missing)}: {_listing(missing)}")
+        if unexpected:
+            problems.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
+        if mismatched:
+            problems.append(f"wrong shape {len(mismatched)}: {_listing(mismatched)}")
+        raise CheckpointError(
+            f"{path} does not fit PromptIR({model_kwargs or config or 'official defaults'}): "
+            + "; ".join(problems)
+            + ". Pass the model settings the checkpoint was trained with "
+            "(e.g. dim=, num_blocks=, prompt_dims=)."
+        )
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def load_model(
+    source: str | os.PathLike[str] | Run,
+    checkpoint: str | os.PathLike[str] = "best",
+    map_location: str | torch.device = "cpu",
+    preset: str | None = None,
+) -> PromptIR:
+    """The model to infer with (eval mode, on ``map_location``), from a run or a checkpoint file.
+
+    ``source``: a run folder (a path, or a name under ``runs/``) or a :class:`Run`, whose ``checkpoint`` is
+    ``"best"``, ``"last"`` or a file name inside it; or a checkpoint file: ours (``model`` + ``model_config``,
+    EMA weights when the run used EMA), a plain state dict, or the official PromptIR Lightning ``model.ckpt``
+    (the official architecture unless ``preset`` names another ``hw4lib.model.PRESETS`` entry).
+    """
+    if isinstance(source, Run):
+        source = source.path
+    file = next((c for c in (Path(source), paths.resolve(source)) if c.is_file()), None)
+    if file is None:
+        run_dir = find_run(source)
+        if str(checkpoint) in ("best", "last"):
+            candidates = [run_dir / f"{checkpoint}.pt"]
+        else:  # a file: from the working folder, the repository root, or inside the run folder
+            candidates = [Path(checkpoint), paths.resolve(checkpoint), run_dir / checkpoint]
+        file = next((c for c in candidates if c.is_file()), None)
+        if file is None:
+            looked = ", ".join(paths.relative(c) for c in dict.fromkeys(candidates))
+            raise FileNotFoundError(
+                f"checkpoint {checkpoint} of {paths.relative(run_dir)} not found (looked at {looked}); train "
+                "the run first (hw4lib.train.fit), or pick another checkpoint (best, last or a file)"
+            )
+    model = load_weights(file, map_location="cpu", **({} if preset is None else {"preset": preset}))
+    return model.to(map_location).eval()
