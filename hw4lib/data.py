@@ -24,6 +24,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import csv
 import re
 import warnings
 import zlib
@@ -53,11 +54,15 @@ __all__ = [
     "load_image",
     "load_pair",
     "split_pairs",
+    "SPLIT_FILE",
+    "read_split",
+    "split_by_file",
     "PairedDataset",
     "paired_random_crop",
     "paired_augment",
     "to_tensor",
     "to_uint8",
+    "to_float",
     "most_degraded_window",
     "short_list",
     "check_data",
@@ -341,6 +346,80 @@ def split_pairs(
     return sorted(train, key=_pair_key), sorted(val, key=_pair_key)
 
 
+SPLIT_FILE = "split.csv"  # ROOT/split.csv: a fixed train/val split shipped with a data set (name,split)
+_SPLITS = ("train", "val")
+
+
+def read_split(root: str | Path) -> dict[str, str] | None:
+    """The fixed split ``ROOT/split.csv`` as {degraded stem (``rain-12``): ``"train"`` or ``"val"``}; None
+    when the data set has no such file.
+
+    ``DataError`` naming the file when it is malformed: no ``name,split`` header, a split other than train or
+    val, a name listed twice, a name with no pair under ``ROOT/train``, or no training row.
+    """
+    path = Path(root) / SPLIT_FILE
+    if not path.is_file():
+        return None
+    fix = "correct those rows (name,split with split train or val) or delete the file to split at random"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            columns = [c.strip() for c in reader.fieldnames or ()]
+            if "name" not in columns or "split" not in columns:
+                found = ",".join(columns) or "no header"
+                raise DataError(f"{path}: the header must be name,split (found {found}); {fix}")
+            reader.fieldnames = columns
+            rows = [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"{path}: cannot read it ({err}); rewrite it as UTF-8 CSV or delete it") from None
+    split: dict[str, str] = {}
+    bad: list[str] = []
+    for line, row in rows:
+        name, value = (row.get("name") or "").strip(), (row.get("split") or "").strip()
+        if not name:
+            bad.append(f"line {line}: empty name")
+        elif value not in _SPLITS:
+            bad.append(f"line {line}: {name}: unknown split {value!r} (expected train or val)")
+        elif name in split:
+            bad.append(f"line {line}: {name} is listed twice")
+        else:
+            split[name] = value
+    if not bad:
+        pairs, _ = _scan_train(path.parent)
+        known = {p.name for p in pairs}
+        bad = [f"{name}: no such pair under {_train_dir(path.parent)}" for name in split if name not in known]
+    if bad:
+        raise DataError(f"{path}: {len(bad)} bad row(s): {short_list(bad, 3)}; {fix}")
+    if "train" not in split.values():
+        raise DataError(f"{path}: no row has split train, so nothing is left to train on; {fix}")
+    return split
+
+
+def split_by_file(pairs: Sequence[Pair], split: dict[str, str]) -> tuple[list[Pair], list[Pair]]:
+    """(train, val) pairs as ``split`` (from :func:`read_split`) says; both lists sorted like ``find_pairs``.
+
+    Every pair must be listed and every listed name must be one of ``pairs``: ``DataError`` otherwise.
+    """
+    pairs = sorted(set(pairs), key=_pair_key)
+    names = {p.name for p in pairs}
+    unlisted = [p.name for p in pairs if p.name not in split]
+    extra = sorted((n for n in split if n not in names), key=_natural_key)
+    wrong = sorted((n for n, v in split.items() if v not in _SPLITS), key=_natural_key)
+    problems = []
+    if unlisted:
+        problems.append(f"{len(unlisted)} pair(s) not listed: {short_list(unlisted)} (add name,split rows)")
+    if extra:
+        problems.append(f"{len(extra)} listed name(s) have no pair: {short_list(extra)} (remove those rows)")
+    if wrong:
+        problems.append(f"{len(wrong)} name(s) have a split other than train or val: {short_list(wrong)}")
+    if problems:
+        raise DataError(
+            f"{SPLIT_FILE} does not match the data set: {'; '.join(problems)}. Fix {SPLIT_FILE} or delete it "
+            "to split at random."
+        )
+    return [p for p in pairs if split[p.name] == "train"], [p for p in pairs if split[p.name] == "val"]
+
+
 # ------------------------------------------------------------------------------------------------------------
 # tensors and augmentation
 
@@ -351,6 +430,16 @@ def to_tensor(img_uint8_hwc: np.ndarray) -> torch.Tensor:
     if img.dtype != np.uint8 or img.ndim != 3:
         raise ValueError(f"to_tensor expects an (H, W, C) uint8 array, got {img.dtype} of shape {img.shape}")
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
+
+
+def _to_uint8_tensor(img_uint8_hwc: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 -> (C, H, W) uint8 tensor; ``to_float`` makes it what ``to_tensor`` gives."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(img_uint8_hwc).transpose(2, 0, 1)))
+
+
+def to_float(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1] (float tensors pass unchanged): the same numbers as ``to_tensor``."""
+    return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
 
 
 def to_uint8(tensor_chw: torch.Tensor) -> np.ndarray:
@@ -399,7 +488,8 @@ def paired_augment(
 class PairedDataset(Dataset):
     """(degraded, clean) pairs as float32 CHW tensors in [0, 1], optionally cropped and augmented.
 
-    Items are dicts ``{"degraded", "clean", "kind", "name"}``. ``repeat`` draws that many patches per image
+    Items are dicts ``{"degraded", "clean", "kind", "name"}`` (``uint8=True``: the images as uint8 tensors, to
+    be converted with ``to_float`` where they are used). ``repeat`` draws that many patches per image
     per epoch (length ``len(pairs) * repeat``). ``patch_size=None`` keeps whole images (batch them with
     ``batch_size=1`` when sizes differ).
 
@@ -420,6 +510,7 @@ class PairedDataset(Dataset):
         cache: bool = True,
         repeat: int = 1,
         seed: int = 0,
+        uint8: bool = False,
     ) -> None:
         self.pairs = list(pairs)
         if not self.pairs:
@@ -435,6 +526,7 @@ class PairedDataset(Dataset):
         self.cache = bool(cache)
         self.repeat = int(repeat)
         self.seed = int(seed)
+        self.uint8 = bool(uint8)  # items as uint8 tensors: 4x less to copy to a GPU, converted there
         self._images: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
 
@@ -483,9 +575,10 @@ class PairedDataset(Dataset):
                 degraded, clean = paired_random_crop(degraded, clean, self.patch_size, rng, name=pair.name)
             if self.augment:
                 degraded, clean = paired_augment(degraded, clean, rng)
+        convert = _to_uint8_tensor if self.uint8 else to_tensor
         return {
-            "degraded": to_tensor(degraded),
-            "clean": to_tensor(clean),
+            "degraded": convert(degraded),
+            "clean": convert(clean),
             "kind": pair.kind,
             "name": pair.name,
         }

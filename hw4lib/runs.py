@@ -9,6 +9,7 @@ A training run (``hw4lib.train.fit``) writes ``runs/<name>/``:
 - ``best.pt`` / ``last.pt``: checkpoints, written atomically, with ``model`` (the weights to infer with) and
   ``model_config`` (``build_model`` arguments incl. ``preset``), plus what a resume needs;
 - ``samples/``: a few validation images restored by the best model (``samples.json`` says which);
+- ``plan.json``: how the run was sized before its first step (steps, measured speed, estimated time);
 - ``log.txt``: the lines printed during the run.
 
 The report keeps copies of the small files (``SMALL_FILES``) of each run in a snapshot folder of the same
@@ -20,6 +21,7 @@ plain state dict, or the official PromptIR Lightning ``model.ckpt``.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import math
@@ -41,14 +43,14 @@ from hw4lib.losses import loss_label
 from hw4lib.model import DEAD_LAYERS, PromptIR, build_model
 
 __all__ = [
-    "CONFIG", "HISTORY_CSV", "HISTORY_JSON", "METRICS", "LOG", "BEST", "LAST", "SAMPLES", "EVAL",
+    "CONFIG", "HISTORY_CSV", "HISTORY_JSON", "METRICS", "LOG", "PLAN", "BEST", "LAST", "SAMPLES", "EVAL",
     "SMALL_FILES", "REQUIRED_METRICS", "TIME_COLUMNS", "CHECKPOINT_VERSION",
     "RunError", "RunExistsError", "CheckpointError", "Run",
     "safe_name", "variant_name", "find_run", "load_run", "load_runs", "expand_runs", "read_metrics",
     "unfinished_reason",
     "is_finished", "holds_run", "clear_run", "write_config", "write_history", "write_metrics", "jsonable",
     "save_checkpoint", "copy_small_files", "RunLog",
-    "load_checkpoint", "load_weights", "load_model",
+    "load_checkpoint", "load_weights", "load_model", "prediction_tta",
 ]  # fmt: skip
 
 CONFIG = "config.json"
@@ -56,12 +58,13 @@ HISTORY_CSV = "history.csv"
 HISTORY_JSON = "history.json"
 METRICS = "metrics.json"
 LOG = "log.txt"
+PLAN = "plan.json"  # how the run was sized before its first step (hw4lib.planning.Plan)
 BEST = "best.pt"
 LAST = "last.pt"
 SAMPLES = "samples"
 EVAL = "eval"  # the report's per-image evaluation of a run (in its snapshot)
-SMALL_FILES = (CONFIG, HISTORY_CSV, METRICS)  # what a snapshot keeps (no checkpoints)
-_RUN_FILES = (BEST, LAST, HISTORY_CSV, HISTORY_JSON, METRICS, LOG)  # what starting over removes
+SMALL_FILES = (CONFIG, HISTORY_CSV, METRICS, PLAN)  # what a snapshot keeps (no checkpoints; plan: when there)
+_RUN_FILES = (BEST, LAST, HISTORY_CSV, HISTORY_JSON, METRICS, LOG, PLAN)  # what starting over removes
 # metrics.json keys every finished run has (hw4lib.train writes them; the report and experiments rely on them)
 REQUIRED_METRICS = (
     "best_epoch", "best_val_psnr", "best_val_psnr_rain", "best_val_psnr_snow", "best_val_ssim", "input_psnr",
@@ -118,6 +121,7 @@ class Run:
     metrics: dict[str, Any]
     history: pd.DataFrame
     per_image: pd.DataFrame | None = None  # eval/per_image.csv, when the report evaluated the run
+    plan: dict[str, Any] | None = None  # plan.json: how the run was sized (hw4lib.planning.Plan)
 
     @property
     def name(self) -> str:
@@ -244,7 +248,8 @@ def load_run(run_dir: str | os.PathLike[str], finished: bool = True) -> Run:
     config = _read_json(run_dir / CONFIG, run_dir) if (run_dir / CONFIG).is_file() else {}
     per_image_path = run_dir / EVAL / "per_image.csv"
     per_image = pd.read_csv(per_image_path) if per_image_path.is_file() else None
-    return Run(run_dir, config, metrics, history, per_image)
+    plan = _read_json(run_dir / PLAN, run_dir) if (run_dir / PLAN).is_file() else None
+    return Run(run_dir, config, metrics, history, per_image, plan)
 
 
 def _looks_like_run(folder: Path) -> bool:
@@ -263,7 +268,8 @@ def expand_runs(runs: str | os.PathLike[str] | Iterable[str | os.PathLike[str]])
             if not matches:
                 raise RunError(
                     f"no run folders match {text!r} (under {paths.repo_root()}); train them first, e.g. "
-                    "`make demo` for runs/demo-*, or point at a committed snapshot, e.g. 'report/run-data/*'"
+                    "`make demo` for runs/demo-*, or point at a committed snapshot, e.g. "
+                    "'report/demo/run-data/*'"
                 )
             found.extend(matches)
         else:
@@ -487,3 +493,39 @@ def load_model(
             )
     model = load_weights(file, map_location="cpu", **({} if preset is None else {"preset": preset}))
     return model.to(map_location).eval()
+
+
+def prediction_tta(source: str | os.PathLike[str] | Run | None, tta: str | bool | None = "auto") -> str:
+    """The self-ensemble to predict with: ``tta`` itself, or for ``"auto"`` what the run's training allows.
+
+    ``"x8"`` (the 8 flips/rotations) when the run trained with random flips and rotations (``augment``):
+    the model has seen every orientation. Otherwise ``"hflip"`` (the image and its left-right mirror): a
+    model that never saw rotated rain restores 90-degree-rotated streaks badly, while a mirror keeps their
+    slant close to what it saw. A checkpoint without our config (the official release, trained with flips
+    and rotations) gets ``"x8"``. Returns one of ``"none"``, ``"hflip"``, ``"x8"``.
+    """
+    if tta is None or tta is False or tta == "none":
+        return "none"
+    if tta is True:
+        return "x8"
+    if tta != "auto":
+        return str(tta)
+    config: dict[str, Any] | None = None
+    if isinstance(source, Run):
+        config = source.config
+    elif source is not None:
+        path = next((p for p in (Path(source), paths.resolve(source)) if p.exists()), None)
+        if path is None:
+            with contextlib.suppress(FileNotFoundError):
+                path = find_run(source)
+        if path is not None and path.is_dir() and (path / CONFIG).is_file():
+            config = _read_json(path / CONFIG, path)
+        elif path is not None and path.is_file():
+            with contextlib.suppress(Exception):  # a foreign or official checkpoint: no config of ours
+                config = torch.load(path, map_location="cpu", weights_only=True).get("config")
+    if not config:
+        return "x8"
+    trained = TrainConfig.from_dict(dict(config), "config")
+    if trained.tta != "auto":
+        return trained.tta
+    return "x8" if trained.augment else "hflip"

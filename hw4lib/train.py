@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import importlib.util
+import io
 import math
 import os
 import random
@@ -34,22 +36,34 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from hw4lib import paths, runs
-from hw4lib.config import RECIPES, TrainConfig, make_config
-from hw4lib.data import KINDS, DataError, PairedDataset, find_pairs, split_pairs, to_uint8
+from hw4lib.config import RECIPES, TrainConfig, format_duration, make_config
+from hw4lib.data import (
+    KINDS,
+    DataError,
+    PairedDataset,
+    find_pairs,
+    read_split,
+    split_by_file,
+    split_pairs,
+    to_float,
+    to_uint8,
+)
 from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
 from hw4lib.io import save_png_atomic, write_json_atomic
 from hw4lib.losses import build_loss
 from hw4lib.metrics import psnr
 from hw4lib.model import build_model, count_parameters
+from hw4lib.planning import Plan, default_recipe, plan_budget, plan_epochs, refusal
 from hw4lib.scoring import center_crop, samples_from_dataset, score_model, summarise
 
 __all__ = [
     "TrainConfig",
     "RECIPES",
     "make_config",
+    "default_recipe",
     "fit",
     "initial_model",
     "TrainingDiverged",
@@ -60,6 +74,12 @@ __all__ = [
     "identity_baseline",
     "lr_curve",
 ]
+
+
+PROBE_WARMUP = 2  # untimed optimiser steps first (allocations, kernel choice, compilation)
+PROBE_STEPS = 5  # then timed steps (their median) that size the run before its first real step
+PROBE_IMAGES = 4  # validation images timed to estimate a validation pass
+CHECK_EVERY = 50  # on a GPU, steps between checks that the loss is finite (each check waits for the GPU)
 
 
 class TrainingDiverged(RuntimeError):
@@ -229,8 +249,10 @@ def validation_split(
 ) -> tuple[list[Any], list[Any], list[Any], Path]:
     """The split a run trains on: (training pairs, validation pairs, the validation pairs it scores, root).
 
-    The scored pairs are at most ``val_max_images`` of the validation side, balanced by type. The report
-    uses this too, so its evaluation can never drift from the training engine's.
+    A data set with a ``split.csv`` (the study set: validation by scene) is split as the file says;
+    otherwise ``val_fraction`` of each type is drawn with the run's seed. The scored pairs are at most
+    ``val_max_images`` of the validation side, balanced by type. The report uses this too, so its evaluation
+    can never drift from the training engine's.
     """
     root = paths.resolve(data_dir if data_dir is not None else config.data_dir)
     if not root.is_dir():
@@ -243,7 +265,11 @@ def validation_split(
         raise DataError(
             f"{root} holds {len(pairs)} training pair(s); need at least 2 (one to train, one to validate)"
         )
-    train_pairs, val_pairs = split_pairs(pairs, val_fraction=config.val_fraction, seed=config.seed)
+    fixed = read_split(root)
+    if fixed is not None:
+        train_pairs, val_pairs = split_by_file(pairs, fixed)
+    else:
+        train_pairs, val_pairs = split_pairs(pairs, val_fraction=config.val_fraction, seed=config.seed)
     if not train_pairs or not val_pairs:
         raise DataError(
             f"splitting {len(pairs)} pairs of {root} with val_fraction={config.val_fraction} left an empty "
@@ -272,13 +298,8 @@ class WarmupCosine:
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def _schedule(config: TrainConfig, steps_per_epoch: int) -> WarmupCosine:
-    horizon = config.schedule_epochs if config.schedule_epochs is not None else config.epochs
-    return WarmupCosine(
-        warmup=round(config.warmup_epochs * steps_per_epoch),
-        total=round(horizon * steps_per_epoch),
-        min_ratio=config.min_lr / config.lr,
-    )
+def _schedule(config: TrainConfig, plan: Plan) -> WarmupCosine:
+    return WarmupCosine(plan.warmup_steps, plan.horizon_steps, min_ratio=config.min_lr / config.lr)
 
 
 class ModelEMA:
@@ -304,12 +325,11 @@ class ModelEMA:
         return {"decay": self.decay, "num_updates": self.num_updates}
 
 
-
-def lr_curve(config: TrainConfig, steps_per_epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The learning rate of every optimizer step of a run: (epoch position of each step, lr)."""
-    schedule = _schedule(config, steps_per_epoch)
-    steps = np.arange(config.epochs * steps_per_epoch)
-    return (steps + 1) / steps_per_epoch, np.array([config.lr * schedule(int(k)) for k in steps])
+def lr_curve(config: TrainConfig, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
+    """The learning rate of every optimizer step of a planned run: (epoch position of each step, lr)."""
+    schedule = _schedule(config, plan)
+    steps = np.arange(plan.total_steps)
+    return (steps + 1) / plan.steps_per_epoch, np.array([config.lr * schedule(int(k)) for k in steps])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -405,7 +425,8 @@ class _Run:
     val_set: Any = None
     loader: Any = None
     sampler: Any = None
-    steps_per_epoch: int = 0
+    natural_steps: int = 0  # steps per epoch that show every crop once (len(train_set) / global batch)
+    plan: Plan | None = None
     # model and optimisation
     model: Any = None
     train_model: Any = None
@@ -423,6 +444,9 @@ class _Run:
     elapsed_before: float = 0.0
     global_step: int = 0
     baseline: dict[str, float] = field(default_factory=dict)
+    resumed: dict[str, Any] | None = None  # the checkpoint a resume started from
+    loop_started: float = 0.0  # when the first step of this session began
+    epochs_this_session: int = 0
 
     @property
     def eval_model(self) -> nn.Module:
@@ -431,6 +455,11 @@ class _Run:
     @property
     def global_batch(self) -> int:
         return self.config.batch_size * self.ddp.world
+
+    @property
+    def steps_per_epoch(self) -> int:
+        assert self.plan is not None, "the run has no plan yet"
+        return self.plan.steps_per_epoch
 
     def wall(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -457,8 +486,10 @@ def _fit(
     if resuming:
         _restore_resume(r)
     r.baseline = identity_baseline(r.val_set, config.val_crop)
-    _log_plan(r, resuming)
-    for epoch in range(r.first_epoch, config.epochs + 1):
+    _make_plan(r)
+    _apply_plan(r)
+    r.loop_started = time.perf_counter()
+    for epoch in range(r.first_epoch, r.plan.epochs + 1):
         row = _train_epoch(r, epoch)
         _end_epoch(r, row, on_epoch_end)
     return _finish(r)
@@ -527,18 +558,22 @@ def _build_data(r: _Run) -> None:
     config, ddp = r.config, r.ddp
     r.train_pairs, _, val_pairs, r.data_root = validation_split(config)
     r.train_set = PairedDataset(
-        r.train_pairs, patch_size=config.patch_size, augment=config.augment, cache=config.cache,
-        repeat=config.patches_per_image, seed=config.seed,
+        r.train_pairs,
+        patch_size=config.patch_size,
+        augment=config.augment,
+        cache=config.cache,
+        repeat=config.patches_per_image,
+        seed=config.seed,
+        uint8=True,
     )
     r.val_set = PairedDataset(val_pairs, patch_size=None, augment=False, cache=config.cache)
     if config.cache:  # decode once, before DataLoader workers fork (they then share the pages)
         r.train_set.preload()
         r.val_set.preload()
-    r.steps_per_epoch = max(1, len(r.train_set) // r.global_batch)
-    if config.max_train_steps is not None:
-        r.steps_per_epoch = max(1, min(r.steps_per_epoch, config.max_train_steps))
+    r.natural_steps = max(1, len(r.train_set) // r.global_batch)
+    # the plan fixes the steps per epoch before the first step (the sampler reads it at every epoch)
     r.sampler = _GlobalOrderBatches(
-        len(r.train_set), config.batch_size, r.steps_per_epoch, ddp.world, ddp.rank, config.seed
+        len(r.train_set), config.batch_size, r.natural_steps, ddp.world, ddp.rank, config.seed
     )
     workers = _default_workers(config, r.device, ddp.world)
     r.loader = DataLoader(
@@ -549,14 +584,13 @@ def _build_data(r: _Run) -> None:
 
 
 def _build_model(r: _Run) -> None:
-    """Model, loss, AdamW, the per-step warm-up + cosine schedule, loss scaling, EMA, DDP and compile."""
+    """Model, loss, AdamW, loss scaling, EMA, DDP and compile (the schedule comes with the plan)."""
     config = r.config
     r.model = initial_model(config).to(r.device)
     r.model_config = {"preset": config.preset, **r.model.config}
     r.n_params = count_parameters(r.model)
     r.criterion = build_loss(config.loss, alpha=config.alpha).to(r.device)
     r.optimizer = torch.optim.AdamW(r.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    r.scheduler = torch.optim.lr_scheduler.LambdaLR(r.optimizer, _schedule(config, r.steps_per_epoch))
     r.scaler = torch.amp.GradScaler("cuda", enabled=r.amp_dtype == torch.float16)
     r.ema = ModelEMA(r.model, config.ema) if config.ema > 0 else None
     r.train_model = r.model
@@ -569,18 +603,11 @@ def _build_model(r: _Run) -> None:
 
 
 def _restore_resume(r: _Run) -> None:
-    """Weights, optimiser, schedule, scaler, EMA, history and RNG state of ``last.pt``."""
+    """Weights, optimiser, scaler, EMA, history and RNG state of ``last.pt`` (the schedule: _apply_plan)."""
     last_path = r.run_dir / runs.LAST
     ckpt = runs.load_checkpoint(last_path, map_location=r.device)
     r.model.load_state_dict(ckpt["train_model"] if ckpt.get("train_model") is not None else ckpt["model"])
     r.optimizer.load_state_dict(ckpt["optimizer"])
-    r.scheduler.load_state_dict(ckpt["scheduler"])
-    # load_state_dict copied the saved schedule's fields into the schedule object; a fresh one makes the
-    # horizon follow the current config (resuming with more epochs stretches the cosine)
-    schedule = _schedule(r.config, r.steps_per_epoch)
-    r.scheduler.lr_lambdas[0] = schedule
-    for group, base_lr in zip(r.optimizer.param_groups, r.scheduler.base_lrs, strict=True):
-        group["lr"] = base_lr * schedule(r.scheduler.last_epoch)
     if ckpt.get("scaler"):
         r.scaler.load_state_dict(ckpt["scaler"])
     if r.ema is not None:
@@ -591,80 +618,213 @@ def _restore_resume(r: _Run) -> None:
     r.history = list(ckpt["history"])
     r.best = dict(ckpt["best"])
     r.first_epoch = int(ckpt["epoch"]) + 1
-    r.global_step = (r.first_epoch - 1) * r.steps_per_epoch
     r.elapsed_before = float(ckpt.get("wall_seconds", 0.0))
+    r.resumed = ckpt
     _set_rng_state(ckpt["rng"])
 
 
-def _log_plan(r: _Run, resuming: bool) -> None:
+# ----------------------------------------------------------------------------------------------------------
+# The plan: measured before the first step
+
+
+def _step(r: _Run, batch: dict[str, Any]) -> torch.Tensor:
+    """One optimiser step on a batch; returns the (detached, not synchronised) loss."""
+    x = to_float(batch["degraded"].to(r.device, non_blocking=True))
+    y = to_float(batch["clean"].to(r.device, non_blocking=True))
+    with autocast(r.device, r.amp_dtype):
+        out = r.train_model(x)
+    loss = r.criterion(out.float(), y)
+    r.optimizer.zero_grad(set_to_none=True)
+    r.scaler.scale(loss).backward()
+    if r.config.grad_clip > 0:
+        r.scaler.unscale_(r.optimizer)
+        torch.nn.utils.clip_grad_norm_(r.model.parameters(), r.config.grad_clip)
+    r.scaler.step(r.optimizer)
+    r.scaler.update()
+    return loss.detach()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _probe(r: _Run) -> tuple[float, float, float]:
+    """(seconds per step, per validation pass, per checkpoint) measured on this device with real batches.
+
+    The probe steps are thrown away: weights, optimiser and scaler state are restored afterwards, the EMA and
+    the schedule are not touched, and the batches come from an epoch (0) that training never uses, so the run
+    trains exactly as it would without the probe.
+    """
+    saved = copy.deepcopy((r.model.state_dict(), r.optimizer.state_dict(), r.scaler.state_dict()))
+    r.model.train()
+    r.sampler.set_epoch(0)
+    r.sampler.steps = PROBE_WARMUP + PROBE_STEPS
+    batches = iter(r.loader)
+    for _ in range(PROBE_WARMUP):  # allocations, kernel choice, compilation: not timed
+        _step(r, next(batches))
+    _sync(r.device)
+    times = []
+    for _ in range(PROBE_STEPS):  # each step timed with its batch's loading; the median ignores a stall
+        start = time.perf_counter()
+        _step(r, next(batches))
+        _sync(r.device)
+        times.append(time.perf_counter() - start)
+    step_s = float(np.median(times))
+    r.model.load_state_dict(saved[0])
+    r.optimizer.load_state_dict(saved[1])
+    r.scaler.load_state_dict(saved[2])
+    n_val = len(range(r.ddp.rank, len(r.val_set), r.ddp.world))
+    k = min(PROBE_IMAGES, n_val)
+    start = time.perf_counter()
+    evaluate(r.eval_model, Subset(r.val_set, range(k)), r.device, r.config.val_crop, r.amp_dtype)
+    _sync(r.device)
+    validation_s = (time.perf_counter() - start) / max(k, 1) * n_val
+    start = time.perf_counter()
+    torch.save(_checkpoint(r, 0, 0.0), io.BytesIO())
+    checkpoint_s = time.perf_counter() - start
+    timings = torch.tensor([step_s, validation_s, checkpoint_s], dtype=torch.float64, device=r.device)
+    if r.ddp.active:  # every process plans from the slowest one's timings
+        dist.all_reduce(timings, op=dist.ReduceOp.MAX)
+    return tuple(float(t) for t in timings.cpu())  # type: ignore[return-value]
+
+
+def _make_plan(r: _Run) -> None:
+    """Size the run (epochs, or the time budget) from a probe on this device; log and write the plan; refuse a
+    CPU run estimated at hours. A resumed run keeps the plan it started with."""
     config = r.config
+    previous = Plan.from_dict(r.resumed["plan"]) if r.resumed and r.resumed.get("plan") else None
+    if previous is not None and previous.sized_by == "time_budget" and config.time_budget is not None:
+        r.plan = previous  # resume within the same plan
+    else:
+        if previous is None:
+            step_s, validation_s, checkpoint_s = _probe(r)
+        else:  # a resumed epoch run: the timings it measured when it started
+            step_s, validation_s, checkpoint_s = previous.step_s, previous.validation_s, previous.checkpoint_s
+        spent = time.perf_counter() - r.started
+        if config.time_budget is not None:
+            r.plan = plan_budget(
+                config, r.global_batch, r.elapsed_before + spent, step_s, validation_s, checkpoint_s
+            )
+        else:
+            r.plan = plan_epochs(config, r.natural_steps, r.global_batch)
+            r.plan.step_s, r.plan.validation_s, r.plan.checkpoint_s = step_s, validation_s, checkpoint_s
+            r.plan.setup_s = r.elapsed_before + spent
+    plan = r.plan
     r.log(
-        f"run {paths.relative(r.run_dir)}: preset {config.preset} ({r.n_params:,} parameters), "
-        f"loss {config.loss}, "
-        f"{len(r.train_pairs)} train / {len(r.val_set)} val pairs from {paths.relative(r.data_root)}, "
-        f"{config.epochs} epochs x {r.steps_per_epoch} steps of {config.batch_size} x {r.ddp.world} "
-        f"process(es), device {r.device.type}, {precision_name(r.amp_dtype)}; "
-        f"identity PSNR {r.baseline['psnr']:.2f} dB"
-        + (f"; resuming after epoch {r.first_epoch - 1}" if resuming else "")
+        f"run {paths.relative(r.run_dir)}: recipe {config.recipe or '-'}, preset {config.preset} "
+        f"({r.n_params:,} parameters), loss {config.loss}, {len(r.train_pairs)} train / {len(r.val_set)} val "
+        f"pairs from {paths.relative(r.data_root)}, {r.ddp.world} process(es) on {r.device.type}, "
+        f"{precision_name(r.amp_dtype)}; identity PSNR {r.baseline['psnr']:.2f} dB"
+        + (f"; resuming after epoch {r.first_epoch - 1}" if r.resumed else "")
+    )
+    r.log(plan.describe())
+    if r.ddp.main:
+        write_json_atomic(runs.jsonable(plan.to_dict()), r.run_dir / runs.PLAN)
+    refused = refusal(config, plan, r.device) if r.resumed is None else None
+    if refused is not None:
+        raise refused
+
+
+def _apply_plan(r: _Run) -> None:
+    """The sampler's epoch length and the per-step warm-up + cosine schedule of the plan (continued on a
+    resume: the horizon follows the plan, so resuming with more epochs stretches the cosine)."""
+    plan = r.plan
+    r.sampler.steps = plan.steps_per_epoch
+    r.scheduler = torch.optim.lr_scheduler.LambdaLR(r.optimizer, _schedule(r.config, plan))
+    if r.resumed is not None:
+        r.scheduler.load_state_dict(r.resumed["scheduler"])
+        # load_state_dict copied the saved schedule's fields into the schedule object: install a fresh one
+        schedule = _schedule(r.config, plan)
+        r.scheduler.lr_lambdas[0] = schedule
+        for group, base_lr in zip(r.optimizer.param_groups, r.scheduler.base_lrs, strict=True):
+            group["lr"] = base_lr * schedule(r.scheduler.last_epoch)
+    r.global_step = (r.first_epoch - 1) * plan.steps_per_epoch
+
+
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (JupyterLab, nbval, papermill)."""
+    shell = sys.modules.get("IPython")
+    ip = shell.get_ipython() if shell is not None else None  # type: ignore[attr-defined]
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+def _progress_kind(setting: bool | None) -> str | None:
+    """``"widget"`` (a live bar in JupyterLab), ``"text"`` (a terminal) or ``None`` (off).
+
+    ``None`` decides by where it runs: a widget in a notebook when ipywidgets is installed, text in a
+    terminal, nothing in logs and executed notebooks. ``HW4_PROGRESS=0/1`` (set by ``hw4lib.experiments`` for
+    the notebooks it executes with papermill) decides when the setting does not.
+    """
+    if setting is None and os.environ.get("HW4_PROGRESS") in ("0", "1"):
+        setting = os.environ["HW4_PROGRESS"] == "1"
+    if setting is False:
+        return None
+    if _in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        return "widget"
+    return "text" if setting or sys.stderr.isatty() else None
+
+
+def _progress(total: int, desc: str, kind: str | None) -> Any:
+    if kind == "widget":
+        from tqdm.notebook import tqdm as bar
+    else:
+        from tqdm import tqdm as bar  # plain text: no widget warnings where ipywidgets is missing
+    return bar(total=total, desc=desc, leave=False, disable=kind is None, dynamic_ncols=True, file=sys.stderr)
+
+
+def _diverged(r: _Run, value: float, epoch: int, first: int, last: int, lr: float) -> TrainingDiverged:
+    where = runs.LAST if (r.run_dir / runs.LAST).is_file() else "no checkpoint yet"
+    steps = f"step {last}" if first == last else f"steps {first}-{last}"
+    return TrainingDiverged(
+        f"loss became {value} at epoch {epoch}, {steps} (global step {r.global_step}, lr {lr:.3g}); the last "
+        f"good checkpoint is kept ({r.run_dir / where}). Lower lr (now {r.config.lr:g}), set grad_clip "
+        "(e.g. 1.0) or turn amp off, and start again"
     )
 
 
-def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm  # the plain bar: no widget warnings inside notebooks
-
-    return tqdm(total=total, desc=desc, leave=False, disable=not enabled, dynamic_ncols=True, file=sys.stderr)
-
-
 def _train_epoch(r: _Run, epoch: int) -> dict[str, Any]:
-    """One epoch of optimiser steps; returns the start of its history row (epoch, step, loss, lr, timing)."""
+    """One epoch of optimiser steps; returns the start of its history row (epoch, step, loss, lr, timing).
+
+    The loss is summed on the device (float64): the host waits for the GPU only every ``CHECK_EVERY`` steps,
+    to check that the loss is finite, and at the end of the epoch.
+    """
     config, ddp = r.config, r.ddp
     epoch_start = time.perf_counter()
     r.model.train()
     r.sampler.set_epoch(epoch)
-    loss_sum, steps_done, lr_now = 0.0, 0, r.optimizer.param_groups[0]["lr"]
-    show = bool((config.progress if config.progress is not None else sys.stderr.isatty()) and ddp.main)
-    bar = _progress(r.steps_per_epoch, f"epoch {epoch}/{config.epochs}", show)
+    check_every = 1 if r.device.type == "cpu" else CHECK_EVERY  # a CPU step waits for its result anyway
+    loss_sum = torch.zeros((), dtype=torch.float64, device=r.device)
+    checked_sum, checked_steps = 0.0, 0
+    steps_done, lr_now = 0, r.optimizer.param_groups[0]["lr"]
+    bar = _progress(
+        r.plan.steps_per_epoch,
+        f"epoch {epoch}/{r.plan.epochs}",
+        _progress_kind(config.progress) if ddp.main else None,
+    )
     for batch in r.loader:
-        x = batch["degraded"].to(r.device, non_blocking=True)
-        y = batch["clean"].to(r.device, non_blocking=True)
-        with autocast(r.device, r.amp_dtype):
-            out = r.train_model(x)
-        loss = r.criterion(out.float(), y)
-        r.optimizer.zero_grad(set_to_none=True)
-        r.scaler.scale(loss).backward()
-        if config.grad_clip > 0:
-            r.scaler.unscale_(r.optimizer)
-            torch.nn.utils.clip_grad_norm_(r.model.parameters(), config.grad_clip)
         lr_now = r.optimizer.param_groups[0]["lr"]
-        r.scaler.step(r.optimizer)
-        r.scaler.update()
+        loss = _step(r, batch)
         r.scheduler.step()
         if r.ema is not None:
             r.ema.update(r.model)
-        value = loss.detach()
-        if ddp.active:
-            dist.all_reduce(value)
-            value = value / ddp.world
-        value = float(value)
+        loss_sum += loss.double()
         r.global_step += 1
         steps_done += 1
-        if not math.isfinite(value):
-            bar.close()
-            where = runs.LAST if (r.run_dir / runs.LAST).is_file() else "no checkpoint yet"
-            raise TrainingDiverged(
-                f"loss became {value} at epoch {epoch}, step {steps_done} (global step {r.global_step}, "
-                f"lr {lr_now:.3g}); the last good checkpoint is kept ({r.run_dir / where}). "
-                f"Lower lr (now {config.lr:g}), set grad_clip (e.g. 1.0) or turn amp off, and start again"
-            )
-        loss_sum += value
         bar.update(1)
-        if steps_done % 10 == 0:
-            bar.set_postfix(loss=f"{loss_sum / steps_done:.4f}")
+        if steps_done % check_every == 0 or steps_done == r.plan.steps_per_epoch:
+            total = float(_mean_over_processes(loss_sum, ddp))
+            if not math.isfinite(total):
+                bar.close()
+                raise _diverged(r, total - checked_sum, epoch, checked_steps + 1, steps_done, lr_now)
+            checked_sum, checked_steps = total, steps_done
+            if bar.n % 10 == 0 or steps_done == r.plan.steps_per_epoch:
+                bar.set_postfix(loss=f"{total / steps_done:.4f}")
     bar.close()
     return {
         "epoch": epoch,
         "step": r.global_step,
-        "train_loss": loss_sum / max(1, steps_done),
+        "train_loss": checked_sum / max(1, steps_done),
         "lr": lr_now,
         "_started": epoch_start,
         "_train_seconds": time.perf_counter() - epoch_start,
@@ -672,11 +832,21 @@ def _train_epoch(r: _Run, epoch: int) -> dict[str, Any]:
     }
 
 
+def _mean_over_processes(value: torch.Tensor, ddp: _Dist) -> torch.Tensor:
+    """The sum of ``value`` over processes divided by their number (itself for one process)."""
+    if not ddp.active:
+        return value
+    total = value.clone()
+    dist.all_reduce(total)
+    return total / ddp.world
+
+
 def _end_epoch(r: _Run, row: dict[str, Any], on_epoch_end: Callable[[dict[str, Any]], None] | None) -> None:
-    """Validate, then (main process) write the checkpoints, history and metrics and log the epoch's line."""
-    config, epoch = r.config, row["epoch"]
+    """Validate, then (main process) write the checkpoints, history and metrics and log the epoch's line with
+    the time left to the end of the run."""
+    config, epoch, epochs = r.config, row["epoch"], r.plan.epochs
     epoch_start, train_seconds, steps = row.pop("_started"), row.pop("_train_seconds"), row.pop("_steps")
-    if epoch % config.val_every == 0 or epoch == config.epochs:
+    if epoch % config.val_every == 0 or epoch == epochs:
         val = evaluate(r.eval_model, r.val_set, r.device, config.val_crop, r.amp_dtype, r.ddp)
     else:
         val = dict.fromkeys(summarise(pd.DataFrame(columns=["kind", "psnr", "ssim"])), float("nan"))
@@ -690,12 +860,16 @@ def _end_epoch(r: _Run, row: dict[str, Any], on_epoch_end: Callable[[dict[str, A
     if r.ddp.main:
         runs.save_checkpoint(_checkpoint(r, epoch, r.wall()), r.run_dir, best=improved)
         runs.write_history(r.run_dir, r.history)
-        runs.write_metrics(r.run_dir, _metrics(r, r.wall(), complete=epoch == config.epochs))
+        runs.write_metrics(r.run_dir, _metrics(r, r.wall(), complete=epoch == epochs))
+        r.epochs_this_session += 1
+        per_epoch = (time.perf_counter() - r.loop_started) / r.epochs_this_session
+        eta = format_duration(per_epoch * (epochs - epoch))
         r.log(
-            f"epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}  "
+            f"epoch {epoch}/{epochs}  loss {row['train_loss']:.4f}  "
             f"val PSNR {_fmt(row['val_psnr'], '.2f')} dB (rain {_fmt(row['val_psnr_rain'], '.2f')}, "
             f"snow {_fmt(row['val_psnr_snow'], '.2f')})  SSIM {_fmt(row['val_ssim'], '.4f')}  "
             f"lr {row['lr']:.2e}  {row['seconds']:.1f} s  {row['images_per_s']:.1f} img/s"
+            + (f"  ETA {eta}" if epoch < epochs else "")
             + ("  *" if improved else "")
         )
     if on_epoch_end is not None:
@@ -716,7 +890,8 @@ def _finish(r: _Run) -> runs.Run:
         )
     if r.ddp.active:
         dist.barrier()
-    return runs.Run(r.run_dir, r.config.to_dict(), metrics, pd.DataFrame(r.history))
+    plan = r.plan.to_dict() if r.plan is not None else None
+    return runs.Run(r.run_dir, r.config.to_dict(), metrics, pd.DataFrame(r.history), plan=plan)
 
 
 def _checkpoint(r: _Run, epoch: int, wall: float) -> dict[str, Any]:
@@ -728,7 +903,7 @@ def _checkpoint(r: _Run, epoch: int, wall: float) -> dict[str, Any]:
         "model_config": r.model_config,
         "epoch": epoch,
         "optimizer": r.optimizer.state_dict(),
-        "scheduler": r.scheduler.state_dict(),
+        "scheduler": r.scheduler.state_dict() if r.scheduler is not None else None,
         "scaler": r.scaler.state_dict() if r.scaler.is_enabled() else None,
         "ema": r.ema.state() if r.ema is not None else None,
         "train_model": r.model.state_dict() if r.ema is not None else None,
@@ -738,6 +913,7 @@ def _checkpoint(r: _Run, epoch: int, wall: float) -> dict[str, Any]:
         "best": r.best,
         "world_size": r.ddp.world,
         "wall_seconds": wall,
+        "plan": r.plan.to_dict() if r.plan is not None else None,
     }
 
 
@@ -771,7 +947,14 @@ def _metrics(r: _Run, wall: float, complete: bool) -> dict[str, Any]:
         {
             "final_val_psnr": last.get("val_psnr", nan),
             "epochs_done": last.get("epoch", 0),
+            "epochs_planned": r.plan.epochs,
             "steps": last.get("step", 0),
+            "steps_planned": r.plan.total_steps,
+            "images_seen": last.get("step", 0) * r.global_batch,
+            "images_planned": r.plan.images_seen,
+            "sized_by": r.plan.sized_by,
+            "time_budget_s": r.plan.budget_s,
+            "estimated_seconds": r.plan.estimate_s,
             "complete": complete,
             "params": r.n_params,
             "wall_seconds": wall,

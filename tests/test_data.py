@@ -21,6 +21,8 @@ from hw4lib.data import (
     load_pair,
     paired_augment,
     paired_random_crop,
+    read_split,
+    split_by_file,
     split_pairs,
     to_tensor,
     to_uint8,
@@ -183,6 +185,62 @@ def test_split_small_kinds(tmp_path):
     train, val = split_pairs(find_pairs(root), val_fraction=0.01)
     assert [p.kind for p in val] == ["rain"]  # at least one per kind with >= 2 pairs
     assert sorted(p.kind for p in train) == ["rain", "snow"]  # a single pair stays in training
+
+
+def _write_split(root: Path, text: str) -> Path:
+    path = root / "split.csv"
+    path.write_text(text)
+    return path
+
+
+def test_read_split_and_split_by_file(tmp_path):
+    root = make_dataset(tmp_path, rain=(1, 2, 10), snow=(1, 2, 10), tests=())
+    assert read_split(root) is None  # no split.csv: the caller draws the split
+    rows = ["rain-1,train", "rain-2,val", "rain-10,train", "snow-1,train", "snow-2,val", " snow-10 , train "]
+    _write_split(root, "name,split\n" + "\n".join(rows) + "\n\n")
+    split = read_split(root)
+    assert split == {
+        "rain-1": "train", "rain-2": "val", "rain-10": "train", "snow-1": "train", "snow-2": "val",
+        "snow-10": "train",
+    }  # fmt: skip
+    pairs = find_pairs(root)
+    train, val = split_by_file(pairs[::-1], split)  # any input order; sorted like find_pairs
+    assert [p.name for p in train] == ["rain-1", "rain-10", "snow-1", "snow-10"]
+    assert [p.name for p in val] == ["rain-2", "snow-2"]
+    assert read_split(root / "train") is None  # the file sits in ROOT, not in ROOT/train
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name,kind\nrain-1,train\n", "header must be name,split"),
+        ("", "header must be name,split"),
+        ("name,split\nrain-1,train\nrain-2,test\n", "line 3: rain-2: unknown split 'test'"),
+        ("name,split\nrain-1,train\nrain-1,val\n", "line 3: rain-1 is listed twice"),
+        ("name,split\nrain-1,train\nrain-7,val\n", "rain-7: no such pair under"),
+        ("name,split\nrain-1,train\n,val\n", "line 3: empty name"),
+        ("name,split\nrain-1,val\nrain-2,val\n", "no row has split train"),
+    ],
+)
+def test_read_split_names_the_file_and_the_bad_rows(tmp_path, text, message):
+    root = make_dataset(tmp_path, rain=(1, 2), snow=(1,), tests=())
+    path = _write_split(root, text)
+    with pytest.raises(DataError, match=message) as err:
+        read_split(root)
+    assert str(path) in str(err.value) and "delete the file" in str(err.value)
+
+
+def test_split_by_file_needs_every_pair_and_nothing_else(tmp_path):
+    root = make_dataset(tmp_path, rain=(1, 2), snow=(1, 2), tests=())
+    pairs = find_pairs(root)
+    full = {p.name: "train" for p in pairs}
+    with pytest.raises(DataError, match=r"1 pair\(s\) not listed: snow-2"):
+        split_by_file(pairs, {k: v for k, v in full.items() if k != "snow-2"})
+    with pytest.raises(DataError, match=r"1 listed name\(s\) have no pair: fog-1 \(remove those rows\)"):
+        split_by_file(pairs, {**full, "fog-1": "val"})
+    with pytest.raises(DataError, match="split other than train or val: rain-1"):
+        split_by_file(pairs, {**full, "rain-1": "test"})
+    assert split_by_file(pairs, full) == (pairs, [])
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import torch
 from hw4lib import runs
 from hw4lib.model import PRESETS, build_model
 from hw4lib.runs import RunError, load_run, load_runs
-from tests.fabricate import make_run, tiny_run
+from tests.fabricate import make_run, set_config, tiny_run
 
 
 def test_glob_loads_runs_in_sorted_order(three_runs: list[Path]) -> None:
@@ -105,7 +105,7 @@ def test_load_model_from_a_run_folder_and_an_official_format_checkpoint(tmp_path
         weights = {f"net.{k}": v for k, v in model.state_dict().items()}
         torch.save({"state_dict": weights, "epoch": 0}, lightning)
         assert torch.equal(runs.load_model(lightning, preset="tiny")(x), reference)
-        monkeypatch.setenv("HW4_ROOT", str(tmp_path))  # a bare name is a folder under runs/
+        monkeypatch.setenv("HW4_OUTPUT", str(tmp_path))  # a bare name is a folder under runs/
         assert torch.equal(runs.load_model("tiny-run", "last")(x), reference)
         monkeypatch.chdir(run)  # a relative file name from the current folder, without a run
         assert torch.equal(runs.load_model("last.pt")(x), reference)
@@ -193,3 +193,28 @@ def test_not_a_checkpoint_raises(tmp_path):
 # ---- any image size, training, prompts --------------------------------------------------------------------
 
 
+def test_prediction_tta_follows_what_the_run_trained_on(tmp_path):
+    rotated = make_run(tmp_path, "rot", "l1", 25.0, 24.0, 26.0)
+    set_config(rotated, augment=True)
+    straight = make_run(tmp_path, "straight", "l1", 25.0, 24.0, 26.0)
+    set_config(straight, augment=False)
+    assert runs.prediction_tta(rotated) == "x8"  # it saw every orientation: the 8-way ensemble
+    assert runs.prediction_tta(straight) == "hflip"  # it never saw rotated rain: the mirror only
+    assert runs.prediction_tta(straight, "x8") == "x8" and runs.prediction_tta(straight, False) == "none"
+    set_config(straight, tta="none")  # a recipe that records its own choice (the seed solution: none)
+    assert runs.prediction_tta(straight) == "none"
+    official = tmp_path / "model.ckpt"
+    torch.save({"state_dict": {}}, official)  # the official release: trained with flips and rotations
+    assert runs.prediction_tta(official) == "x8"
+
+
+def test_a_snapshot_keeps_the_small_files_and_the_plan(three_runs: list[Path], tmp_path: Path) -> None:
+    run = runs.load_run(three_runs[0])
+    (run.path / runs.PLAN).write_text(json.dumps({"epochs": 3, "steps_per_epoch": 90}))
+    (run.path / runs.LAST).write_bytes(b"weights")  # checkpoints stay out of a snapshot
+    dest = tmp_path / "snapshot" / run.name
+    runs.copy_small_files(run, dest)
+    assert sorted(p.name for p in dest.iterdir()) == sorted(runs.SMALL_FILES)
+    assert runs.load_run(dest).plan == {"epochs": 3, "steps_per_epoch": 90}
+    for name in runs.SMALL_FILES:
+        assert (dest / name).read_bytes() == (run.path / name).read_bytes()

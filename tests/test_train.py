@@ -19,20 +19,18 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from hw4lib import train
+from hw4lib import planning, train
 from hw4lib.data import PairedDataset, find_pairs, split_pairs, to_tensor
 from hw4lib.metrics import psnr
 from hw4lib.paths import repo_root
 from hw4lib.runs import TIME_COLUMNS, RunExistsError, load_model, load_run
 from hw4lib.synth import generate_demo_dataset
 from hw4lib.train import (
-    RECIPES,
     TrainConfig,
     TrainingDiverged,
     WarmupCosine,
     evaluate,
     fit,
-    make_config,
 )
 
 MICRO = {
@@ -177,6 +175,8 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, t
     real_build_loss = train.build_loss
     calls = {"n": 0}
 
+    poisoned = train.PROBE_WARMUP + train.PROBE_STEPS + 6  # the 6th training step, after the probe's steps
+
     class PoisonAtStep6(nn.Module):
         def __init__(self):
             super().__init__()
@@ -185,7 +185,7 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(data_root, t
         def forward(self, out, target):
             calls["n"] += 1
             loss = self.inner(out, target)
-            return loss * float("nan") if calls["n"] == 6 else loss
+            return loss * float("nan") if calls["n"] == poisoned else loss
 
     monkeypatch.setattr(train, "build_loss", lambda spec, alpha=0.84: PoisonAtStep6())
     with pytest.raises(TrainingDiverged, match=r"epoch 2, step 2 .*last\.pt.*Lower lr"):
@@ -259,29 +259,85 @@ def test_warmup_cosine_schedule():
     assert all(f(k) >= f(k + 1) for k in range(3, 20))
 
 
-def test_recipes_fill_the_config_and_explicit_values_win(tmp_path):
-    official = make_config("official")
-    assert (official.loss, official.patch_size, official.warmup_epochs, official.schedule_epochs) == (
-        "l1", 128, 15.0, 150
+def test_the_plan_is_logged_and_written_before_the_first_step(data_root, tmp_path):
+    result = fit(_config(data_root, tmp_path / "p", epochs=2))
+    log = (tmp_path / "p" / "log.txt").read_text().splitlines()
+    first_epoch = next(i for i, line in enumerate(log) if line.startswith("epoch 1/2"))
+    before = log[:first_epoch]
+    assert any(line.startswith("plan: 2 epochs x 4 steps of 2 crops of 16 px = 8 steps") for line in before)
+    assert any(line.startswith("estimate: ") for line in before)
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan == result.plan and plan["sized_by"] == "epochs" and plan["total_steps"] == 8
+    assert plan["step_s"] > 0 and plan["estimate_s"] > plan["setup_s"] > 0
+    m = result.metrics
+    assert (m["steps"], m["steps_planned"], m["images_seen"], m["epochs_planned"]) == (8, 8, 16, 2)
+
+
+def test_the_probe_leaves_no_trace_in_the_weights(data_root, tmp_path, ema_run, monkeypatch):
+    monkeypatch.setattr(train, "PROBE_STEPS", 9)  # more throwaway steps: the same run, bit for bit
+    again = fit(_config(data_root, tmp_path / "a", ema=0.9, grad_clip=0.5))
+    assert _numeric(again.history).equals(_numeric(ema_run.history))
+
+
+def test_a_budget_run_plans_its_steps_and_resumes_within_the_same_plan(data_root, tmp_path):
+    config = _config(data_root, tmp_path / "b", time_budget="6s", min_lr=1e-5, warmup_epochs=0.5)
+
+    def stop_after_first_epoch(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(config, on_epoch_end=stop_after_first_epoch)
+    plan = json.loads((tmp_path / "b" / "plan.json").read_text())
+    assert plan["sized_by"] == "time_budget" and plan["budget_s"] == 6.0
+    assert plan["horizon_steps"] == plan["total_steps"] == plan["epochs"] * plan["steps_per_epoch"]
+    assert plan["warmup_steps"] == round(0.5 / config.epochs * plan["total_steps"])  # the recipe's share
+    resumed = fit(config, resume=True)
+    assert resumed.plan == plan  # the same plan, not a new one from the time that was left
+    m = resumed.metrics
+    assert m["complete"] and m["steps"] == m["steps_planned"] == plan["total_steps"]
+    assert m["sized_by"] == "time_budget" and m["time_budget_s"] == 6.0
+    last = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(config.min_lr, rel=1e-9)  # cosine done
+
+
+def test_a_cpu_run_estimated_at_hours_is_refused_before_it_starts(data_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(train, "refusal", lambda config, plan, device: planning.refusal(
+        config, dataclasses.replace(plan, step_s=3600.0), device))  # as if every step took an hour
+    with pytest.raises(planning.LongRunRefused) as info:
+        fit(_config(data_root, tmp_path / "long", epochs=2))
+    message = str(info.value)
+    assert "estimated at" in message and "on this CPU" in message
+    for option in ("papermill notebooks/train.ipynb", "time_budget 45m", "recipe cpu", "allow_long_cpu"):
+        assert option in message, option
+    assert not (tmp_path / "long" / "last.pt").exists()  # nothing trained
+    assert (tmp_path / "long" / "plan.json").is_file()  # but the plan that was refused is there
+    run = fit(_config(data_root, tmp_path / "long", epochs=1, allow_long_cpu=True))
+    assert run.metrics["complete"]
+
+
+def test_progress_bars_follow_where_the_run_is_shown(monkeypatch):
+    monkeypatch.delenv("HW4_PROGRESS", raising=False)
+    assert train._progress_kind(False) is None
+    assert train._progress_kind(True) == "text"  # asked for, outside a notebook
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    assert train._progress_kind(None) is None  # a log file or an executed notebook
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert train._progress_kind(None) == "text"  # a terminal
+    monkeypatch.setenv("HW4_PROGRESS", "0")  # what hw4lib.experiments sets for papermill
+    assert train._progress_kind(None) is None and train._progress_kind(True) == "text"
+
+
+def test_a_split_file_decides_the_validation_side(data_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "scenes"
+    shutil.copytree(data_root, root)
+    pairs = find_pairs(root)
+    val = {"rain-2", "snow-2"}  # scene 2 with both of its degradations
+    (root / "split.csv").write_text(
+        "name,split\n" + "".join(f"{p.name},{'val' if p.name in val else 'train'}\n" for p in pairs)
     )
-    assert official.recipe == "official"
-    strong = make_config("strong", loss="mse", epochs=None)
-    assert strong.loss == "mse" and strong.epochs == 150 and strong.ema > 0 and strong.tta
-    seed = make_config("seed")
-    assert (seed.loss, seed.batch_size, seed.patch_size, seed.epochs, seed.lr, seed.min_lr) == (
-        "mse", 1, None, 25, 2e-4, 1e-6
-    )
-    assert make_config(patch_size=0).patch_size is None
-    assert set(RECIPES) >= {"seed", "official", "strong", "demo", "smoke"}
-    with pytest.raises(ValueError, match="unknown recipe"):
-        make_config("fastest")
-    with pytest.raises(ValueError, match="unknown TrainConfig keys"):
-        make_config(learning_rate=1.0)
-    with pytest.raises(ValueError, match="preset"):
-        make_config(preset="huge")
-    path = tmp_path / "c.json"
-    strong.to_json(path)
-    assert TrainConfig.from_json(path) == strong
-    path.write_text('{"lr": 1, "colour": "red"}')
-    with pytest.raises(ValueError, match=r"c\.json.*colour"):
-        TrainConfig.from_json(path)
+    train_pairs, val_pairs, scored, _ = train.validation_split(_config(root, tmp_path / "r"))
+    assert {p.name for p in val_pairs} == val and len(train_pairs) == len(pairs) - 2
+    assert {p.name for p in scored} == val
