@@ -1,20 +1,20 @@
 """``python -m hw4lib <command>``: every command of the project in one place, each a thin library call.
 
-Data: ``demo-data``, ``import-pairs``, ``check-data``. Training: ``train``. Inference: ``predict``, ``score``,
-``check-submission``. Sweeps and the report: ``experiments``, ``report``, ``demo``. Relative paths are taken
-from the repository root (as in the notebooks), so the commands work from any folder.
+Data: ``demo-data``, ``study-data``, ``import-pairs``, ``check-data``. Training: ``train``. Inference:
+``predict``, ``score``, ``check-submission``. Sweeps and the report: ``experiments``, ``report``, ``demo``.
+Relative paths are taken from the repository root (as in the notebooks), so the commands work from any folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import glob
 import json
 import os
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,17 +22,25 @@ from typing import Any
 from tqdm import tqdm
 
 from hw4lib import __version__, paths
-from hw4lib.config import RECIPES, TrainConfig
+from hw4lib.config import RECIPES, TrainConfig, merge_sizing
 from hw4lib.data import KINDS, LAYOUT, DataError, check_data
 from hw4lib.device import resolve_device
-from hw4lib.experiments import DEFAULT_LOSSES, TRAIN_NOTEBOOK, run_demo, run_report, run_variants
+from hw4lib.experiments import (
+    DEFAULT_LOSSES,
+    DEMO_REPORT,
+    DEMO_SNAPSHOT,
+    TRAIN_NOTEBOOK,
+    run_demo,
+    run_report,
+    run_variants,
+)
 from hw4lib.importers import LAYOUTS, import_pairs, supported_layouts
 from hw4lib.infer import TTA_MODES, check_submission, load_submission, write_submission
 from hw4lib.io import write_text_atomic
-from hw4lib.report import SNAPSHOT_DIR
-from hw4lib.runs import RunExistsError, find_run, load_model
+from hw4lib.runs import RunExistsError, find_run, load_model, prediction_tta
 from hw4lib.scoring import score_predictions
-from hw4lib.synth import generate_demo_dataset
+from hw4lib.study import STUDY_CROP, STUDY_DIR, build_study_dataset, run_study
+from hw4lib.synth import generate_demo_dataset, generate_photo_dataset
 from hw4lib.train import TrainingDiverged, fit
 
 __all__ = ["build_parser", "main", "config_from_args", "parse_parameter"]
@@ -41,33 +49,87 @@ __all__ = ["build_parser", "main", "config_from_args", "parse_parameter"]
 # data: demo-data, import-pairs, check-data
 
 
-def _demo_data(args: argparse.Namespace) -> int:
-    try:
-        summary = generate_demo_dataset(
-            paths.resolve(args.out),
-            pairs_per_type=args.pairs_per_type,
-            test_per_type=args.test_per_type,
-            size=args.size,
-            seed=args.seed,
-            snow_masks=paths.resolve(args.snow_masks) if args.snow_masks is not None else None,
-            overwrite=args.force,
-            real_mask_fraction=args.real_mask_fraction,
-        )
-    except (FileExistsError, FileNotFoundError, ValueError) as err:
-        print(f"demo-data: {err}", file=sys.stderr)
-        return 2
-    counts = summary["counts"]
-    print(
-        f"wrote {summary['out']}: {counts['train/rain']} rain + {counts['train/snow']} snow training pairs, "
-        f"{counts['test']} test images, {summary['settings']['size']} px, seed {summary['settings']['seed']} "
-        f"({summary['seconds']:.1f} s)"
-    )
+_DEMO_DEFAULTS = {"pairs_per_type": 200, "test_per_type": 20, "size": 128}  # without --photos
+_PHOTO_DEFAULTS = {"val_fraction": 0.2, "max_side": None}  # with --photos
+
+
+def _print_psnr(summary: dict[str, Any]) -> None:
     print("input PSNR (degraded vs clean), dB:")
     for key, s in summary["input_psnr_db"].items():
         if s.get("n"):
             print(
                 f"  {key:<20} n={s['n']:<4d} mean {s['mean']:6.2f}  min {s['min']:6.2f}  max {s['max']:6.2f}"
             )
+
+
+def _scene_counts(summary: dict[str, Any]) -> str:
+    counts = summary["counts"]
+    return ", ".join(f"{kind} {counts[kind]['train']} train + {counts[kind]['val']} val" for kind in KINDS)
+
+
+def _demo_data(args: argparse.Namespace) -> int:
+    own, other = (_PHOTO_DEFAULTS, _DEMO_DEFAULTS) if args.photos else (_DEMO_DEFAULTS, _PHOTO_DEFAULTS)
+    misplaced = ["--" + k.replace("_", "-") for k in other if getattr(args, k) is not None]
+    if misplaced:
+        where = "the sample-photo demo set (without --photos)" if args.photos else "--photos"
+        verb, it = ("applies", "it") if len(misplaced) == 1 else ("apply", "them")
+        print(f"demo-data: {', '.join(misplaced)} {verb} only to {where}; drop {it}", file=sys.stderr)
+        return 2
+    options = {k: default if getattr(args, k) is None else getattr(args, k) for k, default in own.items()}
+    masks = paths.resolve(args.snow_masks) if args.snow_masks is not None else None
+    try:
+        if args.photos:
+            summary = generate_photo_dataset(
+                paths.resolve(args.photos), paths.resolve(args.out), seed=args.seed, snow_masks=masks,
+                real_mask_fraction=args.real_mask_fraction, overwrite=args.force, **options,
+            )  # fmt: skip
+        else:
+            summary = generate_demo_dataset(
+                paths.resolve(args.out), seed=args.seed, snow_masks=masks, overwrite=args.force,
+                real_mask_fraction=args.real_mask_fraction, **options,
+            )  # fmt: skip
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"demo-data: {err}", file=sys.stderr)
+        return 2
+    counts, settings, out = summary["counts"], summary["settings"], summary["out"]
+    if args.photos:
+        print(
+            f"wrote {out}: {counts['scenes']} photos of {summary['photos']}, each as rain-N and snow-N: "
+            f"{_scene_counts(summary)} (split.csv by scene, val fraction {settings['val_fraction']:g}), "
+            f"seed {settings['seed']} ({summary['seconds']:.1f} s)"
+        )
+    else:
+        print(
+            f"wrote {out}: {counts['train/rain']} rain + {counts['train/snow']} snow training pairs, "
+            f"{counts['test']} test images, {settings['size']} px, seed {settings['seed']} "
+            f"({summary['seconds']:.1f} s)"
+        )
+    _print_psnr(summary)
+    return 0
+
+
+def _study_data(args: argparse.Namespace) -> int:
+    rain100l = paths.resolve(args.rain100l) if args.rain100l is not None else None
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="the study runs on synthetic data")  # printed below
+            summary = build_study_dataset(
+                paths.resolve(args.out), rain100l=rain100l, seed=args.seed, val_fraction=args.val_fraction,
+                overwrite=args.force, crop=args.crop or None,
+            )  # fmt: skip
+    except (FileExistsError, FileNotFoundError, ValueError) as err:
+        print(f"study-data: {err}", file=sys.stderr)
+        return 2
+    if "note" in summary:
+        print(f"warning: {summary['note']}", file=sys.stderr)
+    what = summary.get("description") or (
+        f"source {summary['source']} (rain {summary['rain']}, snow {summary['snow']})"
+    )
+    print(
+        f"wrote {summary['out']}: {what}: {_scene_counts(summary)}, split by {summary['split']['by']} "
+        f"(split.csv), seed {args.seed} ({summary['seconds']:.1f} s)"
+    )
+    _print_psnr(summary)
     return 0
 
 
@@ -107,13 +169,56 @@ def _add_data_commands(sub: Any) -> None:
         description="Synthetic rain and snow on sample photographs, written in the course layout, "
         "with test answers in test/clean. Deterministic for a seed.",
     )
-    p.add_argument("--out", type=Path, metavar="DIR", default=paths.data_dir("demo"),
-                   help="output folder, relative paths from the repository root (default: data/demo)")
-    p.add_argument("--pairs-per-type", type=int, default=200, metavar="N",
-                   help="training pairs per degradation (default 200)")
-    p.add_argument("--test-per-type", type=int, default=20, metavar="K",
-                   help="test images per degradation (default 20)")
-    p.add_argument("--size", type=int, default=128, metavar="PX", help="image side in pixels (default 128)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        default=paths.data_dir("demo"),
+        help="output folder, relative paths from the repository root (default: data/demo)",
+    )
+    p.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="synthesize over every clean photograph in DIR instead (each photo: one rain and one "
+        "snow pair, own size) and write split.csv by photo",
+    )
+    p.add_argument(
+        "--pairs-per-type",
+        type=int,
+        default=None,
+        metavar="N",
+        help="training pairs per degradation (default 200; not with --photos)",
+    )
+    p.add_argument(
+        "--test-per-type",
+        type=int,
+        default=None,
+        metavar="K",
+        help="test images per degradation (default 20; not with --photos)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="image side in pixels (default 128; not with --photos)",
+    )
+    p.add_argument(
+        "--max-side",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="with --photos: downscale photos whose longer side exceeds PX (default: keep sizes)",
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="with --photos: share of photos (scenes) in val, both versions (default 0.2)",
+    )
     p.add_argument("--seed", type=int, default=0, metavar="X", help="random seed (default 0)")
     p.add_argument("--snow-masks", type=Path, default=None, metavar="DIR",
                    help="folder of real snow masks to composite")
@@ -121,6 +226,48 @@ def _add_data_commands(sub: Any) -> None:
                    help="share of snow images that use a real mask when --snow-masks is given (default 1)")
     p.add_argument("--force", action="store_true", help="replace an existing demo dataset in --out")
     p.set_defaults(func=_demo_data)
+
+    p = sub.add_parser(
+        "study-data",
+        help="the loss study's set: every scene with rain and with snow, split by scene",
+        description="Rain100L's real rain pairs plus synthetic snow over the same clean targets (every scene "
+        "twice), split by scene in split.csv; without a Rain100L copy, the demo set (with a warning).",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        default=Path(STUDY_DIR),
+        help="output folder, relative paths from the repository root (default: %(default)s)",
+    )
+    p.add_argument(
+        "--rain100l",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Rain100L copy, or any folder of input/N.png + target/N.png pairs "
+        "(default: ../shared/data/rain100l beside the repository, if present)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="X", help="seed of the snow and of the split (default 0)"
+    )
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        metavar="F",
+        help="share of scenes in val, both versions (default 0.2)",
+    )
+    p.add_argument(
+        "--crop",
+        type=int,
+        default=STUDY_CROP,
+        metavar="PX",
+        help="keep the central PX x PX window of each Rain100L picture, 0 for whole pictures "
+        "(default %(default)s)",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing generated set in --out")
+    p.set_defaults(func=_study_data)
 
     p = sub.add_parser(
         "import-pairs",
@@ -211,11 +358,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     if args.recipe:
         values.update(RECIPES[args.recipe])
         values["recipe"] = args.recipe
+    given = {}
     for f, hint in _config_fields():
         text = getattr(args, f.name, None)
         if text is not None:
-            values[f.name] = _field_parser(f.name, hint)(text)
-    return TrainConfig.from_dict(values, "command line")
+            given[f.name] = _field_parser(f.name, hint)(text)
+    return TrainConfig.from_dict(merge_sizing(values, given), "command line")
 
 
 # errors that mean "fix the input": print one line instead of a traceback (DataError is a ValueError)
@@ -268,6 +416,7 @@ def _predict(args: argparse.Namespace) -> int:
         print("predict: pass a run folder (--run) or a checkpoint file (--checkpoint PATH)", file=sys.stderr)
         return 2
     model = load_model(source, args.checkpoint, map_location=device, preset=args.preset)
+    tta = prediction_tta(args.run if args.run is not None else source, args.tta)
     if args.out is not None:
         out = Path(args.out)
     elif args.run is not None:
@@ -275,15 +424,23 @@ def _predict(args: argparse.Namespace) -> int:
     else:
         out = Path("pred.npz")
     path = write_submission(
-        model, args.test_dir, out, tta=args.tta, png_dir=args.png_dir, tile=args.tile,
-        tile_overlap=args.tile_overlap, batch_size=args.batch_size, device=device,
-        amp=False if args.no_amp else None, progress=not args.no_progress,
+        model,
+        args.test_dir,
+        out,
+        tta=None if tta == "none" else tta,
+        png_dir=args.png_dir,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        batch_size=args.batch_size,
+        device=device,
+        amp=False if args.no_amp else None,
+        progress=not args.no_progress,
     )
     problems = check_submission(path, args.test_dir)
     for line in problems:
         print(f"problem: {line}")
     n = len(load_submission(path))
-    print(f"wrote {path} ({n} images{f', TTA {args.tta}' if args.tta else ''})")
+    print(f"wrote {path} ({n} images, TTA {tta}{' (auto)' if args.tta == 'auto' else ''})")
     return 1 if problems else 0
 
 
@@ -315,9 +472,13 @@ def _add_inference_commands(sub: Any) -> None:
     p.add_argument("--test-dir", required=True, help="folder of degraded test images (or the dataset root)")
     p.add_argument("--out", help="submission file (default: <run>/pred.npz)")
     p.add_argument(
-        "--tta", nargs="?", const="x8", choices=sorted(TTA_MODES), default=None,
-        help="self-ensemble: x8 (the default when given alone: 8 flips/rotations, 8x slower) or hflip "
-        "(left-right mirror, 2x; better for rain when training did not rotate)",
+        "--tta",
+        nargs="?",
+        const="x8",
+        choices=("auto", "none", *sorted(TTA_MODES)),
+        default="auto",
+        help="self-ensemble: auto (default: x8 when the run trained with flips and rotations, else hflip), "
+        "none, x8 (8 flips/rotations, 8x slower; --tta alone) or hflip (left-right mirror, 2x)",
     )
     p.add_argument("--tile", type=int, help="tile size for images too large for memory")
     p.add_argument("--tile-overlap", type=int, default=32)
@@ -354,6 +515,8 @@ def parse_parameter(text: str) -> Any:
 
 
 def _experiments(args: argparse.Namespace) -> int:
+    if args.study:
+        return run_study(data_dir=args.data_dir or STUDY_DIR, force=args.force, kernel_name=args.kernel)
     losses = [s.strip() for s in args.losses.split(",") if s.strip()]
     params = {key: parse_parameter(value) for key, value in (args.parameters or [])}
     results = run_variants(
@@ -368,18 +531,11 @@ def _experiments(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    runs: str | list[str]
-    if args.runs:
-        runs = args.runs[0] if len(args.runs) == 1 else list(args.runs)
-    else:
-        runs = "runs/demo-*"
-        if not glob.glob(str(paths.resolve(runs))):
-            runs = f"{SNAPSHOT_DIR}/*"
-            print(
-                f"no run folders match runs/demo-*; rebuilding the report from the committed snapshot {runs}"
-            )
-    executed = run_report(runs, data_dir=args.data_dir, kernel_name=args.kernel)
-    print(f"report written: report/report.md, report/report.html (executed notebook: {executed})")
+    runs: str | list[str] = args.runs[0] if len(args.runs) == 1 else list(args.runs)
+    executed = run_report(runs, out=args.out, data_dir=args.data_dir, kernel_name=args.kernel)
+    out = paths.relative(paths.output(args.out))
+    notebook = paths.relative(executed)
+    print(f"report written: {out}/report.md, {out}/report.html (executed notebook: {notebook})")
     return 0
 
 
@@ -401,18 +557,31 @@ def _add_experiment_commands(sub: Any) -> None:
     p.add_argument("--notebook", default=TRAIN_NOTEBOOK, help="notebook to execute (default: %(default)s)")
     p.add_argument("--force", action="store_true", help="re-run variants that already finished")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
+    p.add_argument(
+        "--study",
+        action="store_true",
+        help="the loss study: 4 losses x 3 seeds at equal steps and a compute series on the study "
+        "set (built if missing), then its report in runs/study-report (resumable)",
+    )
+    p.add_argument("--data-dir", default=None, help="with --study: the study set (default: data/study)")
     p.set_defaults(func=_experiments)
 
     p = sub.add_parser(
         "report",
-        help="write report/report.md and .html from run folders (executes notebooks/report.ipynb)",
-        description="Build the tables, figures and report from existing runs; trains nothing.",
+        help="write a report folder (report.md, report.html, tables, figures, snapshot) from run folders",
+        description="Build the tables, figures and report from existing runs (or a committed snapshot); "
+        "trains nothing. Default: rebuild the committed demo report from its snapshot.",
     )
-    p.add_argument("--runs", nargs="*", default=None,
-                   help="run folders or a glob (default: runs/demo-*, else the committed snapshot in "
-                   "report/run-data)")
-    p.add_argument("--data-dir", default=None,
-                   help="data set for the visual comparisons (default: each run's own)")
+    p.add_argument(
+        "--runs",
+        nargs="+",
+        default=[DEMO_SNAPSHOT],
+        help="run folders or a glob, e.g. 'runs/demo-*' (default: %(default)s)",
+    )
+    p.add_argument("--out", default=DEMO_REPORT, help="the report folder to write (default: %(default)s)")
+    p.add_argument(
+        "--data-dir", default=None, help="data set for the visual comparisons (default: each run's own)"
+    )
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
     p.set_defaults(func=_report)
 

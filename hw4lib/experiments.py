@@ -21,12 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from hw4lib import paths, synth
-from hw4lib.runs import is_finished, read_metrics, unfinished_reason, variant_name
+from hw4lib.runs import LAST, is_finished, read_metrics, unfinished_reason, variant_name
 
 __all__ = [
     "DEFAULT_LOSSES",
     "VariantResult",
+    "Job",
     "run_variants",
+    "run_jobs",
     "run_report",
     "run_demo",
 ]
@@ -34,6 +36,11 @@ __all__ = [
 DEFAULT_LOSSES = ("l1", "l1_ssim", "mse")
 TRAIN_NOTEBOOK = "notebooks/train.ipynb"
 REPORT_NOTEBOOK = "notebooks/report.ipynb"
+DEMO_REPORT = "report/demo"  # the committed demo report (a folder: report.md, report.html, run-data/, ...)
+DEMO_SNAPSHOT = f"{DEMO_REPORT}/run-data/*"  # its committed snapshot of the demo runs
+DEMO_RUN_REPORT = "runs/demo-report"  # where `make demo` writes the report of the runs it trained
+
+
 @dataclass
 class VariantResult:
     """What happened to one variant: ``status`` is ``"done"``, ``"skipped"`` (done before) or ``"failed"``."""
@@ -66,7 +73,7 @@ class VariantResult:
         return f"{self.name}: {what}{score}"
 
 
-def _describe_error(err: BaseException) -> str:
+def describe_error(err: BaseException) -> str:
     ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
     if ename:  # papermill.PapermillExecutionError: the exception raised inside the notebook
         return f"{ename}: {evalue}".strip()
@@ -77,15 +84,22 @@ def _execute(notebook: Path, output: Path, parameters: Mapping[str, Any], kernel
     import papermill as pm  # imported here: `python -m hw4lib --help` should not pay for it
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(
-        str(notebook),
-        str(output),
-        parameters=dict(parameters),
-        kernel_name=kernel_name,
-        cwd=str(paths.repo_root()),
-        log_output=False,
-        progress_bar=False,
-    )
+    # the kernel inherits this process's environment: no live progress bars in an executed notebook
+    previous = os.environ.get("HW4_PROGRESS")
+    os.environ.setdefault("HW4_PROGRESS", "0")
+    try:
+        pm.execute_notebook(
+            str(notebook),
+            str(output),
+            parameters=dict(parameters),
+            kernel_name=kernel_name,
+            cwd=str(paths.repo_root()),
+            log_output=False,
+            progress_bar=False,
+        )
+    finally:
+        if previous is None:
+            os.environ.pop("HW4_PROGRESS", None)
 
 
 def _declared_parameters(notebook: Path) -> set[str]:
@@ -96,6 +110,15 @@ def _declared_parameters(notebook: Path) -> set[str]:
         return set(pm.inspect_notebook(str(notebook)))
     except Exception:  # noqa: BLE001 -- inspection is a convenience; execution reports real problems
         return set()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One execution of the training notebook: the run's name, its loss, and its other parameters."""
+
+    name: str
+    loss: str
+    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 def run_variants(
@@ -115,43 +138,56 @@ def run_variants(
     already holds a complete ``metrics.json`` is skipped unless ``force``; a failing variant is recorded with
     its error and the next one runs. Returns one :class:`VariantResult` per loss, in order.
     """
-    parameters = dict(parameters or {})
-    clash = {"loss", "run_name"} & set(parameters)
-    if clash:
-        raise ValueError(
-            f"run_variants sets {sorted(clash)} itself (one per variant); remove them from parameters"
-        )
     if not losses:
         raise ValueError("run_variants needs at least one loss, e.g. losses=('l1', 'l1_ssim', 'mse')")
+    jobs = [Job(variant_name(prefix, loss), loss, dict(parameters or {})) for loss in losses]
+    return run_jobs(jobs, notebook, force, kernel_name, runs_dir, verbose)
+
+
+def run_jobs(
+    jobs: Sequence[Job],
+    notebook: str | os.PathLike[str] = TRAIN_NOTEBOOK,
+    force: bool = False,
+    kernel_name: str = "python3",
+    runs_dir: str | os.PathLike[str] | None = None,
+    verbose: bool = True,
+) -> list[VariantResult]:
+    """Execute the training notebook once per job, resumably (see :func:`run_variants`)."""
+    for job in jobs:
+        clash = {"loss", "run_name"} & set(job.parameters)
+        if clash:
+            raise ValueError(
+                f"run_variants sets {sorted(clash)} itself (one per variant); remove them from parameters"
+            )
     nb_path = paths.resolve(notebook)
     if not nb_path.is_file():
         raise FileNotFoundError(
             f"training notebook {nb_path} not found; pass notebook='notebooks/train.ipynb'"
         )
-    out_dir = paths.resolve(runs_dir) if runs_dir is not None else paths.runs_dir()
+    out_dir = paths.output(runs_dir) if runs_dir is not None else paths.runs_dir()
     declared = _declared_parameters(nb_path)
 
     results: list[VariantResult] = []
-    for i, loss in enumerate(losses, 1):
-        name = variant_name(prefix, loss)
+    for i, job in enumerate(jobs, 1):
+        name = job.name
         run_dir, executed = out_dir / name, out_dir / f"{name}.ipynb"
-        result = VariantResult(loss=loss, name=name, run_dir=run_dir, notebook=executed, status="done")
+        result = VariantResult(loss=job.loss, name=name, run_dir=run_dir, notebook=executed, status="done")
         if not force and is_finished(run_dir):
             result.status, result.metrics = "skipped", read_metrics(run_dir)
         else:
             if verbose:
-                print(f"[{i}/{len(losses)}] {name}: running {nb_path.name} with loss={loss!r}", flush=True)
+                print(f"[{i}/{len(jobs)}] {name}: running {nb_path.name} with loss={job.loss!r}", flush=True)
             start = time.perf_counter()
             try:
                 extra: dict[str, Any] = {}
                 if force and "overwrite" in declared:
                     extra["overwrite"] = True  # start the run over
-                elif not force and "resume" in declared and (run_dir / "last.pt").is_file():
+                elif not force and "resume" in declared and (run_dir / LAST).is_file():
                     extra["resume"] = True  # an interrupted run continues from its last checkpoint
-                run_params = {**parameters, **extra, "loss": loss, "run_name": name}
+                run_params = {**job.parameters, **extra, "loss": job.loss, "run_name": name}
                 _execute(nb_path, executed, run_params, kernel_name)
             except Exception as err:  # noqa: BLE001 -- any failure of one variant must not stop the others
-                result.status, result.error = "failed", f"{_describe_error(err)} (see {executed})"
+                result.status, result.error = "failed", f"{describe_error(err)} (see {executed})"
             result.seconds = time.perf_counter() - start
             if result.status == "done":
                 reason = unfinished_reason(run_dir)
@@ -164,33 +200,32 @@ def run_variants(
                 else:
                     result.metrics = read_metrics(run_dir)
         if verbose:
-            print(f"[{i}/{len(losses)}] {result.summary()}", flush=True)
+            print(f"[{i}/{len(jobs)}] {result.summary()}", flush=True)
         results.append(result)
     return results
 
 
 def run_report(
-    runs: str | Sequence[str] = "runs/demo-*",
+    runs: str | Sequence[str] = DEMO_SNAPSHOT,
+    out: str = DEMO_REPORT,
     data_dir: str | None = None,
     notebook: str | os.PathLike[str] = REPORT_NOTEBOOK,
-    output: str | os.PathLike[str] = "runs/report.ipynb",
     kernel_name: str = "python3",
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Execute the report notebook on ``runs`` (a glob or a list of folders); returns the executed notebook.
-
-    The notebook writes ``report/report.md``, ``report/report.html``, ``report/tables/``, ``figures/report/``.
-    """
+    """Execute the report notebook on ``runs`` (a glob or a list of folders), writing the report folder
+    ``out`` (``report.md``, ``report.html``, ``tables/``, ``figures/``, the snapshot ``run-data/``); returns
+    the executed notebook, ``runs/<out's name>.ipynb``."""
     nb_path = paths.resolve(notebook)
     if not nb_path.is_file():
         raise FileNotFoundError(f"report notebook {nb_path} not found")
-    params: dict[str, Any] = {"runs": runs if isinstance(runs, str) else [str(r) for r in runs]}
+    params: dict[str, Any] = {"runs": runs if isinstance(runs, str) else [str(r) for r in runs], "out": out}
     if data_dir is not None:
         params["data_dir"] = str(data_dir)
     params.update(extra or {})
-    out = paths.resolve(output)
-    _execute(nb_path, out, params, kernel_name)
-    return out
+    executed = paths.runs_dir() / f"{Path(out).name}.ipynb"
+    _execute(nb_path, executed, params, kernel_name)
+    return executed
 
 
 # ------------------------------------------------------------------------------------------------- main job
@@ -199,7 +234,9 @@ def run_report(
 def run_demo(
     force: bool = False, kernel_name: str = "python3", parameters: Mapping[str, Any] | None = None
 ) -> int:
-    """Demo data (generated if missing), the three loss variants on the CPU ``demo`` recipe, then the report.
+    """Demo data (generated if missing), the three loss variants on the CPU ``demo`` recipe, then their report
+    in ``runs/demo-report/``: everything goes into git-ignored folders, so the working tree stays as it was
+    (the committed ``report/demo/`` is the reference made the same way; ``make publish-demo`` replaces it).
 
     Returns an exit code: 0 when every variant finished and the report was written.
     """
@@ -225,14 +262,14 @@ def run_demo(
         return 1
     print(f"writing the report from {len(finished)} run(s) ...", flush=True)
     try:
-        executed = run_report(finished, kernel_name=kernel_name)
+        executed = run_report(finished, out=DEMO_RUN_REPORT, kernel_name=kernel_name)
     except Exception as err:  # noqa: BLE001 -- say what failed and where to look, without a 200-line traceback
-        print(f"the report failed: {_describe_error(err)} (see runs/report.ipynb)", file=sys.stderr)
+        print(f"the report failed: {describe_error(err)} (see runs/demo-report.ipynb)", file=sys.stderr)
         return 1
     total = time.perf_counter() - t0
     print(
         f"demo finished in {total:.0f} s (variants {t_train:.0f} s, report {total - t_train:.0f} s): "
-        f"report/report.md, report/report.html, executed notebooks in runs/ ({executed.name})"
+        f"{DEMO_RUN_REPORT}/report.html; executed notebooks in runs/ ({executed.name})"
     )
     for r in failed:
         print(f"variant {r.name} failed: {r.error}", file=sys.stderr)

@@ -139,7 +139,10 @@ def tta_transforms(tta: TTA) -> tuple[tuple[int, bool], ...]:
         return DIHEDRAL
     if isinstance(tta, str) and tta in TTA_MODES:
         return TTA_MODES[tta]
-    raise ValueError(f"tta must be False, True, or one of {sorted(TTA_MODES)}; got {tta!r}")
+    if tta == "none":
+        return ()
+    hint = " (resolve 'auto' for a run first: hw4lib.runs.prediction_tta)" if tta == "auto" else ""
+    raise ValueError(f"tta must be False, True, 'none' or one of {sorted(TTA_MODES)}; got {tta!r}{hint}")
 
 
 def _self_ensemble(fn: TensorFn, transforms: Sequence[tuple[int, bool]] = DIHEDRAL) -> TensorFn:

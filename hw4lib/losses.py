@@ -14,6 +14,8 @@ The terms (``LOSS_TERMS``) all compare a prediction with its target, (B, C, H, W
   Gaussian-weighted L1; single-scale SSIM and plain L1 here, so it works on small crops.
 * ``edge``: L1 between Sobel gradients (kernels divided by 8, so a ramp of slope s has gradient s), computed
   without padding so a constant brightness shift costs nothing.
+* ``edge_y``: the same on the luma ``Y = 0.299 R + 0.587 G + 0.114 B`` only: the edge term of the best public
+  solutions of the course assignment (``L1 + 0.1 x Sobel edge loss on luma``).
 * ``fft``: L1 between the amplitudes of the orthonormal 2-D FFTs (``torch.fft.rfft2(..., norm="ortho")``):
   penalises missing or extra texture (rain streaks are a narrow band of orientations); blind to shifts.
 
@@ -41,7 +43,8 @@ LOSS_TERMS: dict[str, str] = {
     "ssim": "1 - SSIM, 11 px Gaussian window (patches >= 11 px)",
     "ms_ssim": "1 - MS-SSIM, 5 scales, 7 px window (patches > 96 px)",
     "l1_ssim": "alpha * (1 - SSIM) + (1 - alpha) * L1 (Zhao et al. 2017, alpha 0.84)",
-    "edge": "L1 between Sobel gradients",
+    "edge": "L1 between Sobel gradients of each colour channel",
+    "edge_y": "L1 between Sobel gradients of the luma (BT.601 Y)",
     "fft": "L1 between orthonormal FFT amplitudes",
 }
 
@@ -156,6 +159,22 @@ class EdgeLoss(LossTerm):
         return F.l1_loss(self.gradients(pred), self.gradients(target))
 
 
+class LumaEdgeLoss(EdgeLoss):
+    """L1 between Sobel x/y gradients of the luma (ITU-R BT.601 weights)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("luma", torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1), persistent=False)
+
+    def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        _check_size(pred, 3, "edge_y")
+        if pred.shape[1] != 3:
+            raise ValueError(f"the edge_y loss needs RGB images (3 channels), got {pred.shape[1]}")
+        w = self.luma.to(pred.dtype)
+        y_pred, y_target = (x.mul(w).sum(dim=1, keepdim=True) for x in (pred, target))
+        return F.l1_loss(self.gradients(y_pred), self.gradients(y_target))
+
+
 class FFTLoss(LossTerm):
     """L1 between amplitude spectra, ``|rfft2(x, norm="ortho")|``."""
 
@@ -174,6 +193,7 @@ def _make_term(name: str, alpha: float) -> LossTerm:
         "ms_ssim": MSSSIMLoss,
         "l1_ssim": lambda: L1SSIM(alpha),
         "edge": EdgeLoss,
+        "edge_y": LumaEdgeLoss,
         "fft": FFTLoss,
     }
     return factories[name]()
@@ -245,7 +265,7 @@ def build_loss(spec: str, alpha: float = 0.84) -> CombinedLoss:
 
 _LABELS = {
     "l1": "L1", "l1_ssim": "L1+SSIM", "mse": "MSE", "charbonnier": "Charbonnier", "ssim": "SSIM",
-    "ms_ssim": "MS-SSIM", "edge": "Edge", "fft": "FFT",
+    "ms_ssim": "MS-SSIM", "edge": "Edge", "edge_y": "Edge(Y)", "fft": "FFT",
 }  # fmt: skip
 
 

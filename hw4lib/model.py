@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
+from torch.utils.checkpoint import checkpoint
 
 from hw4lib import kernels
 
@@ -217,8 +218,15 @@ class TransformerBlock(nn.Module):
         self.attn = Attention(dim, num_heads, bias, fast=fast)
         self.norm2 = LayerNorm(dim, LayerNorm_type)
         self.ffn = FeedForward(dim, ffn_expansion_factor, bias, fast=fast)
+        self.checkpointing = False  # PromptIR(checkpointing=True): recompute this block in the backward pass
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            # keep only the block's input; its activations are recomputed when the gradient needs them
+            return checkpoint(self._residuals, x, use_reentrant=False)
+        return self._residuals(x)
+
+    def _residuals(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
         return x + self.ffn(self.norm2(x))
 
@@ -326,6 +334,7 @@ class PromptIR(nn.Module):
         prompt_len: int = 5,  # prompt components per level
         channels_last: bool = True,  # memory layout: CPU convolutions are faster channels-last
         fast: bool = True,  # MDTA and GDFN through hw4lib/kernels.py; False: the plain code (same maths)
+        checkpointing: bool = False,  # activation checkpointing of every transformer block while training
     ) -> None:
         super().__init__()
         num_blocks, heads = tuple(num_blocks), tuple(heads)
@@ -411,6 +420,15 @@ class PromptIR(nn.Module):
             for module in self.modules():
                 if isinstance(module, nn.Conv2d):
                     module.weight.data = _channels_last(module.weight.data)
+        self.set_checkpointing(checkpointing)
+
+    def set_checkpointing(self, on: bool = True) -> PromptIR:
+        """Activation checkpointing of the transformer blocks in training: each block keeps only its input and
+        recomputes the rest during the backward pass (less memory for a second forward). Returns ``self``."""
+        for module in self.modules():
+            if isinstance(module, TransformerBlock):
+                module.checkpointing = bool(on)
+        return self
 
     def forward(self, inp_img: torch.Tensor) -> torch.Tensor:
         if inp_img.dim() != 4 or inp_img.shape[1] != self.config["inp_channels"]:

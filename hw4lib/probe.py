@@ -2,15 +2,21 @@
 
 :func:`evaluate_run` restores every validation image of a run with its checkpoint (through the one
 restore-and-score path of ``hw4lib.scoring``) and writes ``eval/per_image.csv``: PSNR/SSIM of the output and
-of the input, the softmax weights of each prompt-generation block, and the PSNR with the prompt weights
-replaced by the mean weights of the image's own type and of the other type (a swap). It also saves the
-images of the report's visual comparison. The report reads those files; it never needs the checkpoint again.
+of the input, the softmax weights of each prompt-generation block, and the PSNR with the prompts changed
+(``ABLATION_COLUMNS``): the prompt weights replaced by the mean weights of the image's own type and of the
+other type (a swap), by uniform weights, by one-hot weights on each component, and the prompt branch zeroed.
+It also saves the images of the report's visual comparison and of the worst regressions. The report reads
+those files; it never needs the checkpoint again.
+
+Every change to the prompts is a forward hook on the model (removed afterwards), and every restoration goes
+through ``score_model``, so an ablated PSNR differs from the plain one only by what the hook changed.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +33,18 @@ from hw4lib.scoring import Sample, samples_from_pairs, score_model
 from hw4lib.tables import ReportError, prompt_levels
 from hw4lib.train import validation_split
 
-__all__ = ["evaluate_run", "validation_pairs", "zoom_box"]
+__all__ = ["ABLATION_COLUMNS", "evaluate_run", "validation_pairs", "zoom_box", "ablation_columns"]
 
 VISUAL_ZOOM = 0.25  # side of the magnified window, as a share of the image's shorter side
+SWAP_COLUMNS = ("psnr_own_mean", "psnr_other_mean")  # own / other type's mean prompt weights
+# PSNR with uniform prompt weights, one-hot weights on component j (every level at once; one column per j:
+# ``psnr_onehot_{j}``), and the prompt branch zeroed; after the swap columns, in this order
+ABLATION_COLUMNS = ("psnr_uniform", "psnr_onehot_{j}", "psnr_zero_prompt")
+
+
+def ablation_columns(n_components: int) -> list[str]:
+    """The per_image.csv columns the ablations write, in order, for prompt blocks of ``n_components``."""
+    return ["psnr_uniform", *(f"psnr_onehot_{j}" for j in range(n_components)), "psnr_zero_prompt"]
 
 
 def validation_pairs(
@@ -76,16 +91,23 @@ def evaluate_run(
     n_visual: int = 2,
     prompt_swap: bool = True,
     device: str = "auto",
+    ablations: bool = True,
+    n_worst: int = 2,
 ) -> pd.DataFrame:
     """Restore every validation image with the run's model; write ``eval/per_image.csv`` and the visual PNGs.
 
     Per image: PSNR and SSIM of the restored and of the degraded image (against clean), and the softmax
     weights of each prompt-generation block (``prompt1_0`` ...). With ``prompt_swap``, each image is restored
     twice more with its prompt weights replaced by the mean weights of its own type (``psnr_own_mean``) and of
-    the other type (``psnr_other_mean``), see ``tables.prompt_swap_table``. For the visual comparison the
-    ``n_visual`` most degraded validation images of each type (lowest input PSNR: a choice that depends on the
-    data only, so every run shows the same images) are saved as ``<name>_{degraded,restored,clean}.png`` with
-    the zoom box in ``visual.json``. The model sees each whole image once (no TTA), as in training validation.
+    the other type (``psnr_other_mean``), see ``tables.prompt_swap_table``. With ``ablations`` (a compute
+    series can skip them: they cost one restoration each), it is restored with uniform prompt weights
+    (``psnr_uniform``), with one-hot weights on component ``j`` at every level (``psnr_onehot_{j}``), and with
+    the prompt branch zeroed (``psnr_zero_prompt``: each prompt block's output, the prompt that joins the
+    features, replaced by zeros). For the visual comparison the ``n_visual`` most degraded validation images
+    of each type (lowest input PSNR: a choice that depends on the data only, so every run shows the same
+    images) are saved as ``<name>_{degraded,restored,clean}.png`` with the zoom box in ``visual.json``; so
+    are the ``n_worst`` images the run restores worst relative to their input (``worst`` in ``visual.json``).
+    The model sees each whole image once (no TTA), as in training validation.
     """
     out = Path(out_dir) if out_dir is not None else run.eval_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -104,26 +126,56 @@ def evaluate_run(
         restored[sample.name] = to_uint8(image[0].cpu())
 
     table = score_model(model, samples_from_pairs(pairs), device=dev, with_input=True, on_restored=keep)
-    if prompt_swap and prompt_levels(table) and set(KINDS) <= set(table["kind"]):
-        own, other = _swapped_psnr(model, pairs, table, dev)
+    levels = prompt_levels(table)
+    if prompt_swap and levels and set(KINDS) <= set(table["kind"]):
+        means = {
+            kind: {
+                lvl: table.loc[table["kind"] == kind, cols].mean().to_numpy(float)
+                for lvl, cols in levels.items()
+            }
+            for kind in KINDS
+        }
+        own, other = _swapped_psnr(model, pairs, means, dev)
         table["psnr_own_mean"], table["psnr_other_mean"] = own, other
+    if ablations and levels:
+        for column, values in _ablated_psnr(model, pairs, levels, dev).items():
+            table[column] = values
     visual: dict[str, Any] = {}
     by_name = {p.name: p for p in pairs}
+
+    def save(name: str) -> None:
+        degraded, clean = load_image(by_name[name].degraded), load_image(by_name[name].clean)
+        for tag, img in (("degraded", degraded), ("restored", restored[name]), ("clean", clean)):
+            save_png_atomic(img, out / f"{name}_{tag}.png")
+
     for kind in KINDS:
         chosen = table[table["kind"] == kind].sort_values(["input_psnr", "name"]).head(n_visual)
         for name in chosen["name"]:
-            degraded, clean = load_image(by_name[name].degraded), load_image(by_name[name].clean)
-            for tag, img in (("degraded", degraded), ("restored", restored[name]), ("clean", clean)):
-                save_png_atomic(img, out / f"{name}_{tag}.png")
-            top, left, size = zoom_box(degraded, clean)
+            save(name)
+            top, left, size = zoom_box(load_image(by_name[name].degraded), load_image(by_name[name].clean))
             visual[name] = {"kind": kind, "top": top, "left": left, "size": size}
+    change = (table["psnr"] - table["input_psnr"]).rename("change")
+    worst = table.assign(change=change).sort_values(["change", "name"]).head(n_worst)
+    for name in worst["name"]:
+        if name not in visual:
+            save(name)
     with atomic_write(out / "per_image.csv", "w") as f:
         table.to_csv(f, index=False, float_format="%.8g")
     split = {"pairs": len(all_pairs), "train": len(all_pairs) - len(val_all), "val": len(val_all),
              "evaluated": len(pairs)}  # fmt: skip
-    write_json_atomic({"checkpoint": checkpoint, "split": split, "images": visual}, out / "visual.json")
+    record = {
+        "checkpoint": checkpoint,
+        "split": split,
+        "images": visual,
+        "worst": {name: round(float(c), 4) for name, c in zip(worst["name"], worst["change"], strict=True)},
+    }
+    write_json_atomic(record, out / "visual.json")
     run.per_image = table
     return table
+
+
+# ----------------------------------------------------------------------------------------------------------
+# prompt ablations: forward hooks, removed after use
 
 
 def _prompt_linear(model: Any, level: str) -> Any:
@@ -135,48 +187,101 @@ def _prompt_linear(model: Any, level: str) -> Any:
     return linears[0] if len(linears) == 1 else None
 
 
-def _swapped_psnr(
-    model: Any, pairs: Sequence[Pair], table: pd.DataFrame, device: torch.device
-) -> tuple[list[float], list[float]]:
-    """PSNR of each image restored with the mean prompt weights of its own type and of the other type.
+WeightChoice = Callable[[Sample, str], "np.ndarray | None"]
+
+
+@contextmanager
+def _hooked(modules: Mapping[str, Any], make_hook: Callable[[str], Any]) -> Iterator[None]:
+    """Forward hooks ``make_hook(level)`` on each module of ``modules``, removed on exit (also on errors)."""
+    handles = [module.register_forward_hook(make_hook(level)) for level, module in modules.items()]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _psnr_with_weights(
+    model: Any, pairs: Sequence[Pair], levels: Sequence[str], choose: WeightChoice, device: torch.device
+) -> list[float]:
+    """PSNR of each image restored with the prompt weights ``choose(sample, level)`` at each level.
 
     A forward hook on each prompt block's ``Linear`` replaces its logits by ``log(w)``, so the softmax that
-    follows returns exactly the chosen weights ``w`` (the means, from ``table``, sum to 1).
+    follows returns exactly the chosen weights ``w`` (they sum to 1; a zero weight becomes ``1e-12``).
+    ``choose`` returning ``None`` leaves that level as the model computes it.
     """
-    levels = prompt_levels(table)
-    means = {
-        kind: {
-            lvl: table.loc[table["kind"] == kind, cols].mean().to_numpy(float) for lvl, cols in levels.items()
-        }
-        for kind in KINDS
-    }
     layers = {lvl: _prompt_linear(model, lvl) for lvl in levels}
     if any(layer is None for layer in layers.values()):
-        nan = [float("nan")] * len(pairs)
-        return nan, nan
-    state: dict[str, str | None] = {"kind": None}
+        return [float("nan")] * len(pairs)
+    current: dict[str, Sample | None] = {"sample": None}
 
     def make_hook(level: str) -> Any:
         def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor | None:
-            if state["kind"] is None:
+            sample = current["sample"]
+            w = None if sample is None else choose(sample, level)
+            if w is None:
                 return None
-            w = torch.tensor(means[state["kind"]][level].copy(), dtype=output.dtype, device=output.device)
-            return torch.log(w.clamp_min(1e-12)).expand_as(output).clone()
+            weights = torch.tensor(np.asarray(w, np.float64), dtype=output.dtype, device=output.device)
+            return torch.log(weights.clamp_min(1e-12)).expand_as(output).clone()
 
         return hook
 
-    def with_prompt_of(own: bool) -> Iterator[Sample]:
-        """The samples, each restored with its own type's (or the other type's) mean prompt weights."""
+    def tracked() -> Iterator[Sample]:
         for sample in samples_from_pairs(pairs):
-            state["kind"] = sample.kind if own else next(k for k in KINDS if k != sample.kind)
+            current["sample"] = sample
             yield sample
 
-    handles = [layer.register_forward_hook(make_hook(lvl)) for lvl, layer in layers.items()]
-    try:
-        own = score_model(model, with_prompt_of(True), device=device)["psnr"].tolist()
-        other = score_model(model, with_prompt_of(False), device=device)["psnr"].tolist()
-    finally:
-        state["kind"] = None
-        for handle in handles:
-            handle.remove()
-    return own, other
+    with _hooked(layers, make_hook):
+        return score_model(model, tracked(), device=device)["psnr"].tolist()
+
+
+def _swapped_psnr(
+    model: Any, pairs: Sequence[Pair], means: Mapping[str, Mapping[str, np.ndarray]], device: torch.device
+) -> tuple[list[float], list[float]]:
+    """PSNR of each image restored with the mean prompt weights (``means[kind][level]``) of its own type and
+    of the other type."""
+    levels = list(next(iter(means.values())))
+
+    def other(kind: str) -> str:
+        return next(k for k in KINDS if k != kind)
+
+    own = _psnr_with_weights(model, pairs, levels, lambda s, lvl: means[s.kind][lvl], device)
+    swapped = _psnr_with_weights(model, pairs, levels, lambda s, lvl: means[other(s.kind)][lvl], device)
+    return own, swapped
+
+
+def _zero_prompt_psnr(
+    model: Any, pairs: Sequence[Pair], levels: Sequence[str], device: torch.device
+) -> list[float]:
+    """PSNR of each image restored with every prompt block's output (the prompt) replaced by zeros."""
+    blocks = {lvl: getattr(model, lvl, None) for lvl in levels}
+    if any(block is None for block in blocks.values()):
+        return [float("nan")] * len(pairs)
+
+    def make_hook(_level: str) -> Any:
+        def hook(_module: Any, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
+            return torch.zeros_like(output)
+
+        return hook
+
+    with _hooked(blocks, make_hook):
+        return score_model(model, samples_from_pairs(pairs), device=device)["psnr"].tolist()
+
+
+def _ablated_psnr(
+    model: Any, pairs: Sequence[Pair], levels: Mapping[str, Sequence[str]], device: torch.device
+) -> dict[str, list[float]]:
+    """The ablation columns (``ablation_columns``): uniform weights, one-hot on each component at every
+    level at once, and the prompt branch zeroed."""
+    sizes = {lvl: len(cols) for lvl, cols in levels.items()}
+    n_components = min(sizes.values())
+    names = list(levels)
+    out = {"psnr_uniform": _psnr_with_weights(
+        model, pairs, names, lambda _s, lvl: np.full(sizes[lvl], 1.0 / sizes[lvl]), device
+    )}  # fmt: skip
+    for j in range(n_components):
+        out[f"psnr_onehot_{j}"] = _psnr_with_weights(
+            model, pairs, names, lambda _s, lvl, j=j: np.eye(sizes[lvl])[j], device
+        )
+    out["psnr_zero_prompt"] = _zero_prompt_psnr(model, pairs, names, device)
+    return out

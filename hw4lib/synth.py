@@ -20,6 +20,10 @@ PSNR, statistics of three real Snow100K masks; see :func:`mask_stats` and ``note
 
 Everything is seeded: one ``numpy.random.Generator`` per image, derived from ``(seed, kind, split, index)``,
 so a file does not change when the set around it grows.
+
+Scene-based sets (:func:`generate_photo_dataset` over any folder of clean photographs, and the study set of
+:mod:`hw4lib.study`) use every clean picture twice, once with rain and once with snow, and write
+``split.csv``: a train/val split by scene (see :func:`hw4lib.data.read_split`).
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -42,7 +47,15 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from hw4lib import paths
-from hw4lib.data import IMAGE_SUFFIXES, KINDS, most_degraded_window
+from hw4lib.data import (
+    IMAGE_SUFFIXES,
+    KINDS,
+    SPLIT_FILE,
+    DataError,
+    _natural_key,
+    load_image,
+    most_degraded_window,
+)
 from hw4lib.metrics import psnr_uint8
 
 __all__ = [
@@ -70,6 +83,13 @@ __all__ = [
     "mask_stats",
     "generate_demo_dataset",
     "ensure_demo_dataset",
+    "demo_scenes",
+    "Scene",
+    "write_scene_dataset",
+    "generate_photo_dataset",
+    "split_scenes",
+    "write_split",
+    "staged_dataset",
     "show_images",
     "show_pairs_zoomed",
 ]
@@ -134,6 +154,11 @@ def available_photos(names: Sequence[str] | None = None) -> list[str]:
     return [name for name in (PHOTOS if names is None else names) if _photo_path(name).is_file()]
 
 
+def _pick_photo(rng: np.random.Generator, names: Sequence[str]) -> str:
+    """The first draw of a crop: which photograph (:func:`demo_scenes` repeats it to find a crop's photo)."""
+    return names[int(rng.integers(len(names)))]
+
+
 def random_crop(
     rng: np.random.Generator,
     size: int | tuple[int, int],
@@ -151,7 +176,7 @@ def random_crop(
     names = available_photos(photos)
     if not names:
         raise RuntimeError(f"none of the sample photos {list(photos)} is installed; reinstall scikit-image")
-    image = _photo_image(names[int(rng.integers(len(names)))])
+    image = _photo_image(_pick_photo(rng, names))
     pw, ph = image.size
     largest = min(pw / w, ph / h)  # window scale (window px per output px) that still fits
     lo, hi = 1.0 / scale[1], 1.0 / scale[0]
@@ -655,11 +680,30 @@ EXPECTED_PSNR: dict[str, dict[str, tuple[float, float]]] = {
 MANIFEST = "synth.json"  # written into every generated set: its settings; marks the set as synthetic
 PNG_COMPRESS_LEVEL = 1  # explicit, so files are byte-identical for a seed; 1: fastest, as small as 6 here
 _KIND_ID = {"rain": 1, "snow": 2}
-_SPLIT_ID = {"train": 0, "test": 1}
+# random streams: demo train / test images, images of scene-based sets (photos, study), the scene split draw
+_SPLIT_ID = {"train": 0, "test": 1, "scenes": 2, "split": 3}
 
 
 def _image_rng(seed: int, kind: str, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, _KIND_ID[kind], _SPLIT_ID[split], index])
+
+
+def _synthesize(
+    kind: str,
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    masks: list[np.ndarray] | None,
+    real_mask_fraction: float,
+) -> tuple[np.ndarray, str]:
+    """``kind`` on ``clean`` at a level drawn with :data:`LEVEL_WEIGHTS`: (degraded, level)."""
+    levels = LEVEL_WEIGHTS[kind]
+    level = str(rng.choice(list(levels), p=np.asarray(list(levels.values())) / sum(levels.values())))
+    if kind == "rain":
+        return add_rain(clean, rng, level).degraded, level
+    if masks and rng.random() < real_mask_fraction:
+        real = masks[int(rng.integers(len(masks)))]
+        return add_snow(clean, rng, real_mask=real).degraded, "real"
+    return add_snow(clean, rng, level).degraded, level
 
 
 def _degrade(
@@ -671,14 +715,8 @@ def _degrade(
     real_mask_fraction: float,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     clean = random_crop(rng, size, photos)
-    levels = LEVEL_WEIGHTS[kind]
-    level = str(rng.choice(list(levels), p=np.asarray(list(levels.values())) / sum(levels.values())))
-    if kind == "rain":
-        return add_rain(clean, rng, level).degraded, clean, level
-    if masks and rng.random() < real_mask_fraction:
-        real = masks[int(rng.integers(len(masks)))]
-        return add_snow(clean, rng, real_mask=real).degraded, clean, "real"
-    return add_snow(clean, rng, level).degraded, clean, level
+    degraded, level = _synthesize(kind, clean, rng, masks, real_mask_fraction)
+    return degraded, clean, level
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -715,6 +753,26 @@ def _check_out(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"refusing to replace {out}: it was not made by demo-data (no synth.json); delete it yourself"
             )
+
+
+@contextmanager
+def staged_dataset(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """A temporary folder next to ``out`` to build a data set in: renamed to ``out`` when the block ends,
+    deleted if it raises. A non-empty ``out`` is replaced only with ``overwrite`` and only when it holds a
+    ``synth.json`` (a generated set)."""
+    out = Path(out)
+    _check_out(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets a normal folder's permissions
+    try:
+        yield tmp
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def generate_demo_dataset(
@@ -755,14 +813,9 @@ def generate_demo_dataset(
             "the sample photos of scikit-image/matplotlib are missing; reinstall those packages"
         )
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset gets a normal folder's permissions
     psnrs: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
-    try:
+    with staged_dataset(out, overwrite) as tmp:
         for sub in ("train/degraded", "train/clean", "test/degraded", "test/clean"):
             (tmp / sub).mkdir(parents=True)
         for kind in KINDS:
@@ -814,20 +867,18 @@ def generate_demo_dataset(
             },
         }
         (tmp / MANIFEST).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     summary["out"] = str(out)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary
 
 
 def ensure_demo_dataset(path: str | os.PathLike[str] | None = None) -> Path:
-    """The dataset folder ``path`` (default ``data/demo``); the demo set is generated there if it is missing.
+    """The dataset folder ``path`` (default ``data/demo``); the demo set is generated if it is missing.
 
     Only the default location is generated, with the defaults of ``make demo-data`` (so every notebook sees
-    the same files); any other missing folder is an error that says where the data should be.
+    the same files), under the output root (``hw4lib.paths.output``: the repository, or the tests'
+    temporary folder, from where ``paths.resolve`` finds it); any other missing folder is an error that says
+    where the data should be.
     """
     demo = paths.data_dir("demo")
     root = demo if path is None else paths.resolve(path)
@@ -838,8 +889,29 @@ def ensure_demo_dataset(path: str | os.PathLike[str] | None = None) -> Path:
             f"dataset folder {root} not found: point data_dir at the extracted course data (layout "
             "train/degraded, train/clean, test/degraded), or make one: `python -m hw4lib demo-data --out DIR`"
         )
-    generate_demo_dataset(root, overwrite=False)
-    return root
+    target = paths.output(Path("data") / "demo")
+    generate_demo_dataset(target, overwrite=False)
+    return target
+
+
+def demo_scenes(manifest: dict[str, Any]) -> dict[str, str] | None:
+    """The photograph each training crop of a demo set was cut from (``"rain-3"`` -> ``"chelsea"``), worked
+    out from the set's ``synth.json`` (seed, photos, counts); None when ``manifest`` is not a demo set's.
+
+    Crops of one photograph share content: a split that keeps each photograph on one side keeps the
+    validation scenes out of training.
+    """
+    settings = manifest.get("settings") or {}
+    seed, photos, n = settings.get("seed"), settings.get("train_photos"), settings.get("pairs_per_type")
+    if manifest.get("generator") != "hw4lib.synth.generate_demo_dataset" or not photos:
+        return None
+    if not isinstance(seed, int) or not isinstance(n, int):
+        return None
+    return {
+        f"{kind}-{i}": _pick_photo(_image_rng(seed, kind, "train", i), photos)
+        for kind in KINDS
+        for i in range(1, n + 1)
+    }
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
@@ -856,6 +928,196 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
         os.replace(old, out)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# scene-based sets: every clean picture seen once with rain and once with snow, split by scene
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One clean picture of a scene-based set; ``real`` maps a degradation type to a real degraded version
+    of it (pixel-aligned) that is kept instead of synthesized."""
+
+    name: str  # where it came from (a file name), recorded in synth.json
+    clean: Path
+    real: dict[str, Path] = field(default_factory=dict)
+
+
+def split_scenes(scenes: Sequence[Any], val_fraction: float, seed: int = 0) -> dict[Any, str]:
+    """Each scene -> ``"train"`` or ``"val"``: ``round(n * val_fraction)`` scenes, drawn with ``seed``, go to
+    val (at least one when there are two or more scenes and ``val_fraction > 0``; never all of them)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    n = len(scenes)
+    n_val = min(max(round(n * val_fraction), 1), n - 1) if val_fraction > 0 and n >= 2 else 0
+    val = set(np.random.default_rng([seed, 0, _SPLIT_ID["split"]]).permutation(n)[:n_val].tolist())
+    return {scene: "val" if i in val else "train" for i, scene in enumerate(scenes)}
+
+
+def write_split(folder: str | os.PathLike[str], split: dict[str, str]) -> Path:
+    """Write ``folder/split.csv`` (``name,split`` per degraded file stem, in the order of ``split``)."""
+    path = Path(folder) / SPLIT_FILE
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(("name", "split"))
+        writer.writerows(split.items())
+    return path
+
+
+def _fit(img: np.ndarray, max_side: int | None) -> np.ndarray:
+    """``img`` downscaled (Lanczos) so that its longer side is at most ``max_side`` px."""
+    h, w = img.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return img
+    factor = max_side / max(h, w)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+
+
+def _center(img: np.ndarray, crop: int | None) -> np.ndarray:
+    """The central ``crop`` x ``crop`` window of ``img`` (all of a side shorter than ``crop``)."""
+    if crop is None:
+        return img
+    h, w = img.shape[:2]
+    top, left = max(0, (h - crop) // 2), max(0, (w - crop) // 2)
+    return img[top : top + crop, left : left + crop]
+
+
+def write_scene_dataset(
+    out: str | os.PathLike[str],
+    scenes: Sequence[Scene],
+    info: dict[str, Any],
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    max_side: int | None = None,
+    crop: int | None = None,
+    snow_masks: str | os.PathLike[str] | None = None,
+    real_mask_fraction: float = 1.0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Write every scene twice into ``out/train``, as ``rain-N`` and ``snow-N`` (N = 1, 2, ... in the order
+    given), both with the clean picture as their twin; returns the summary also written as ``synth.json``.
+
+    A degradation the scene has no ``real`` version of is synthesized at a level drawn as in the demo set,
+    with one generator per (seed, type, N): byte-identical files for a seed. Pictures larger than
+    ``max_side`` are downscaled, then ``crop`` keeps their central ``crop`` x ``crop`` window (both images of
+    a pair, before any synthesis). ``split.csv`` puts
+    ``val_fraction`` of the scenes (drawn with ``seed``) in val with both their versions. ``info`` (generator,
+    source, ...) heads the summary. Built in a temporary folder and renamed into place (see
+    :func:`staged_dataset`).
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    if not scenes:
+        raise ValueError("no scenes to write")
+    if max_side is not None and (int(max_side) != max_side or max_side < 16):
+        raise ValueError(f"max_side must be a whole number of pixels >= 16, got {max_side!r}")
+    if crop is not None and (int(crop) != crop or crop < 16):
+        raise ValueError(f"crop must be a whole number of pixels >= 16, got {crop!r}")
+    if not 0.0 <= real_mask_fraction <= 1.0:
+        raise ValueError(f"real_mask_fraction must be in [0, 1], got {real_mask_fraction!r}")
+    split = split_scenes(range(1, len(scenes) + 1), val_fraction, seed)
+    _check_out(out, overwrite)
+    masks = list(load_snow_masks(snow_masks).values()) if snow_masks is not None else None
+    psnrs: dict[str, list[float]] = {}
+    counts: dict[str, Any] = {"scenes": len(scenes)}
+    for kind in KINDS:
+        counts[kind] = {part: sum(v == part for v in split.values()) for part in ("train", "val")}
+    with staged_dataset(out, overwrite) as tmp:
+        for sub in ("train/degraded", "train/clean"):
+            (tmp / sub).mkdir(parents=True)
+        for n, scene in enumerate(scenes, 1):
+            clean = _center(_fit(load_image(scene.clean), max_side), crop)
+            for kind in KINDS:
+                if kind in scene.real:
+                    real = scene.real[kind]
+                    degraded, level = _center(_fit(load_image(real), max_side), crop), None
+                    if degraded.shape != clean.shape:
+                        (h, w), (ch, cw) = degraded.shape[:2], clean.shape[:2]
+                        raise DataError(
+                            f"{real} is {w}x{h} but its clean twin {scene.clean} is {cw}x{ch} (WxH): a pair "
+                            "must be pixel-aligned; replace or remove the pair"
+                        )
+                else:
+                    rng = _image_rng(seed, kind, "scenes", n)
+                    degraded, level = _synthesize(kind, clean, rng, masks, real_mask_fraction)
+                _save_png(degraded, tmp / "train" / "degraded" / f"{kind}-{n}.png")
+                _save_png(clean, tmp / "train" / "clean" / f"{kind}_clean-{n}.png")
+                value = _psnr(degraded, clean)
+                psnrs.setdefault(kind, []).append(value)
+                if level is not None:
+                    psnrs.setdefault(f"{kind}/{level}", []).append(value)
+        write_split(tmp, {f"{kind}-{n}": split[n] for kind in KINDS for n in split})
+        synthesized = [k for k in KINDS if any(k not in scene.real for scene in scenes)]
+        presets: dict[str, dict[str, Any]] = {"rain": RAIN_PRESETS, "snow": SNOW_PRESETS}
+        summary: dict[str, Any] = {
+            **info,
+            "settings": {
+                "seed": seed,
+                "val_fraction": val_fraction,
+                "max_side": max_side,
+                "crop": crop,
+                "snow_masks": [f.name for f in _mask_files(Path(snow_masks))] if snow_masks else None,
+                "real_mask_fraction": real_mask_fraction if masks else None,
+                "level_weights": {k: LEVEL_WEIGHTS[k] for k in synthesized},
+                "presets": {k: {name: asdict(v) for name, v in presets[k].items()} for k in synthesized},
+                "scenes": [scene.name for scene in scenes],
+            },
+            "counts": counts,
+            "split": {"file": SPLIT_FILE, "by": "scene", "val_scenes": counts[KINDS[0]]["val"]},
+            "input_psnr_db": {key: _summarise(psnrs[key]) for key in sorted(psnrs)},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    summary["out"] = str(out)
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    return summary
+
+
+def _photo_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"photo folder {folder} does not exist; pass a folder of clean photographs")
+    files = sorted(
+        (f for f in folder.iterdir()
+         if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES),
+        key=lambda f: _natural_key(f.name),
+    )  # fmt: skip
+    if not files:
+        raise FileNotFoundError(
+            f"no photographs ({', '.join(IMAGE_SUFFIXES)}) in {folder}; pass a folder of clean images"
+        )
+    return files
+
+
+def generate_photo_dataset(
+    photos: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    max_side: int | None = None,
+    snow_masks: str | os.PathLike[str] | None = None,
+    real_mask_fraction: float = 1.0,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Synthetic rain and snow over every clean photograph in ``photos`` (natural order, own size; larger
+    than ``max_side`` px: downscaled), written by :func:`write_scene_dataset` with ``split.csv``."""
+    folder = Path(photos)
+    files = _photo_files(folder)
+    o, f = Path(out).resolve(), folder.resolve()
+    if o == f or o in f.parents:
+        raise ValueError(f"{out}: the output folder must not be the photo folder or hold it; choose another")
+    info = {
+        "generator": "hw4lib.synth.generate_photo_dataset",
+        "source": "photos",
+        "photos": paths.relative(folder),
+        "rain": "synthetic",
+        "snow": "synthetic",
+    }
+    scenes = [Scene(p.name, p) for p in files]
+    return write_scene_dataset(
+        out, scenes, info, seed=seed, val_fraction=val_fraction, max_side=max_side, snow_masks=snow_masks,
+        real_mask_fraction=real_mask_fraction, overwrite=overwrite,
+    )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -64,3 +64,10 @@ def three_runs(tmp_path: Path) -> list[Path]:
             per_image=fake_per_image(-0.25),
         ),
     ]
+
+
+@pytest.fixture(autouse=True)
+def _outputs_in_a_temporary_folder(tmp_path_factory, monkeypatch):
+    """Whatever a test writes under runs/, figures/ or report/ goes to a temporary folder, never into the
+    repository (``hw4lib.paths.output_root``)."""
+    monkeypatch.setenv("HW4_OUTPUT", str(tmp_path_factory.mktemp("output")))

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw4lib import cli
+from hw4lib import cli, synth
 from hw4lib.cli import build_parser, config_from_args, main
 from hw4lib.config import make_config
-from hw4lib.data import find_pairs
+from hw4lib.data import find_pairs, load_image
 from hw4lib.infer import check_submission, restore
 from hw4lib.scoring import score_predictions
 from tests.fabricate import rng_image, tiny_dataset, tiny_run, write_png
@@ -41,6 +41,58 @@ def test_demo_data_writes_reports_and_refuses_to_overwrite(tmp_path: Path, capsy
     assert main(args) == 2
     assert "--force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
+
+
+def test_demo_data_over_a_photo_folder(tmp_path: Path, capsys) -> None:
+    for k, (h, w) in enumerate([(40, 48), (56, 40), (40, 48)], 1):
+        write_png(tmp_path / "photos" / f"p{k}.png", rng_image(h, w, seed=k))
+    args = ["demo-data", "--photos", str(tmp_path / "photos"), "--out", str(tmp_path / "d"), "--seed", "2"]
+    assert main([*args, "--max-side", "32", "--val-fraction", "0.34"]) == 0
+    out = capsys.readouterr().out
+    assert "3 photos of" in out and "rain 2 train + 1 val, snow 2 train + 1 val" in out
+    assert "val fraction 0.34" in out and "input PSNR" in out and "snow/" in out
+    pairs = find_pairs(tmp_path / "d")
+    assert len(pairs) == 6 and (tmp_path / "d" / "split.csv").is_file()
+    assert load_image(pairs[1].clean).shape == (32, 23, 3)  # 56x40 downscaled to a longer side of 32
+    assert main(args) == 2 and "--force" in capsys.readouterr().err
+    assert main([*args, "--size", "64", "--force"]) == 2
+    assert "--size applies only to the sample-photo demo set" in capsys.readouterr().err
+    assert main(["demo-data", "--out", str(tmp_path / "e"), "--max-side", "64", "--val-fraction", "0.1"]) == 2
+    assert "--val-fraction, --max-side apply only to --photos" in capsys.readouterr().err
+    assert main(["demo-data", "--photos", str(tmp_path / "none"), "--out", str(tmp_path / "f")]) == 2
+    assert "photo folder" in capsys.readouterr().err and not (tmp_path / "f").exists()
+
+
+def test_study_data_from_a_rain100l_folder_or_the_demo_fallback(tmp_path, capsys, monkeypatch) -> None:
+    src = tmp_path / "rain100l"
+    for k in range(1, 6):
+        clean = rng_image(40, 48, seed=k) // 2
+        write_png(src / "target" / f"{k}.png", clean)
+        write_png(src / "input" / f"{k}.png", clean + 20)
+    out = tmp_path / "study"
+    assert main(["study-data", "--out", str(out), "--rain100l", str(src), "--val-fraction", "0.4"]) == 0
+    text = capsys.readouterr().out
+    assert "the loss study's set: the 5 pairs of Rain100L as the rain type and synthetic snow" in text
+    assert "rain 3 train + 2 val, snow 3 train + 2 val, split by scene" in text and "input PSNR" in text
+    assert len(find_pairs(out)) == 10
+    assert main(["study-data", "--out", str(out), "--rain100l", str(src)]) == 2
+    assert "--force" in capsys.readouterr().err
+
+    monkeypatch.setenv("HW4_ROOT", str(tmp_path / "repo"))  # no ../shared beside this root
+    demo = tiny_dataset(tmp_path / "demo", per_kind=5)
+    monkeypatch.setattr(synth, "ensure_demo_dataset", lambda path=None: demo)
+    assert main(["study-data", "--out", str(tmp_path / "fallback")]) == 0
+    captured = capsys.readouterr()
+    assert "source demo" in captured.out and "split by pair" in captured.out
+    assert captured.err.count("runs on synthetic data") == 1 and str(tmp_path / "shared") in captured.err
+    parsed = build_parser().parse_args(["study-data"])
+    assert parsed.out == Path("data/study") and parsed.val_fraction == 0.2 and parsed.rain100l is None
+
+
+def test_help_lists_the_study_data_command(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "    study-data" in capsys.readouterr().out
 
 
 def test_check_data_prints_the_summary_and_fails_on_errors(tmp_path: Path, capsys) -> None:
@@ -119,9 +171,9 @@ def test_cli_predict_then_score(tmp_path, capsys):
     (tmp_path / "data" / "test" / "labels.csv").write_text("name,kind\n0.png,rain\n1.png,snow\n")
 
     predict = ["predict", "--run", str(run), "--no-progress"]
-    assert main([*predict, "--test-dir", str(degraded), "--device", "cpu"]) == 0
+    assert main([*predict, "--test-dir", str(degraded), "--device", "cpu", "--tta", "none"]) == 0
     out = run / "pred.npz"  # the default: inside the run folder
-    assert "wrote" in capsys.readouterr().out and check_submission(out, degraded) == []
+    assert "TTA none" in capsys.readouterr().out and check_submission(out, degraded) == []
     with np.load(out) as data:
         expected = restore(model, rng_image(20, 28, seed=1)).transpose(2, 0, 1)
         assert np.array_equal(data["1.png"], expected)

@@ -136,3 +136,17 @@ def test_loss_labels_for_tables_and_figures():
     assert [loss_label(s) for s in ("l1", "mse", "l1_ssim")] == ["L1", "MSE", "L1+SSIM"]
     assert loss_label("l1+0.1*edge") == "L1 + 0.1*Edge"
     assert loss_label("charbonnier+0.05*fft") == "Charbonnier + 0.05*FFT"
+
+
+def test_luma_edge_loss_sees_brightness_edges_not_colour_swaps():
+    edge_y = build_loss("edge_y")
+    ramp = torch.linspace(0, 1, 16).expand(1, 3, 16, 16).contiguous()  # a grey ramp: luma slope 1/15 per px
+    flat = torch.zeros_like(ramp)
+    # the Sobel kernels / 8 give the slope itself: |d/dx| = 1/15 on the 14x14 valid area, 0 in y -> mean 1/30
+    assert float(edge_y(ramp, flat)) == pytest.approx(1 / 30, rel=1e-5)
+    # a red ramp and a blue ramp: the luma sees them by their weights, the per-channel edge loss alike
+    red, blue = torch.zeros(1, 3, 16, 16), torch.zeros(1, 3, 16, 16)
+    red[:, 0], blue[:, 2] = ramp[0, 0], ramp[0, 0]
+    assert float(edge_y(red, flat)) == pytest.approx(0.299 / 30, rel=1e-4)
+    assert float(edge_y(blue, flat)) == pytest.approx(0.114 / 30, rel=1e-4)
+    assert float(build_loss("edge")(red, flat)) == pytest.approx(float(build_loss("edge")(blue, flat)))

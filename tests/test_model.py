@@ -408,3 +408,24 @@ def test_bench_model_compares_with_the_official_reference(capsys):
     assert "train speed-up ours vs official" in out and "infer speed-up ours vs official" in out
     diffs = [float(line.rsplit("=", 1)[1]) for line in out.splitlines() if "max |ours - official|" in line]
     assert len(diffs) == 2 and max(diffs) < 1e-4
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = build_model("tiny").train()
+    saved = build_model("tiny", checkpointing=True).train()
+    saved.load_state_dict(plain.state_dict())
+    assert "checkpointing" not in saved.config  # a way of computing, not architecture
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    losses = []
+    for model in (plain, saved):
+        model.zero_grad()
+        loss = model(x).square().mean()
+        loss.backward()
+        losses.append(loss.detach())
+    assert torch.equal(losses[0], losses[1])
+    for (name, a), b in zip(plain.named_parameters(), saved.parameters(), strict=True):
+        assert torch.allclose(a.grad, b.grad, rtol=1e-5, atol=1e-7), name
+    blocks = [m for m in saved.modules() if type(m).__name__ == "TransformerBlock"]
+    assert blocks and all(m.checkpointing for m in blocks)
+    assert not any(m.checkpointing for m in saved.set_checkpointing(False).modules() if m in blocks)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hw4lib import plots
+from hw4lib import plots, report, tables
 from hw4lib.runs import load_runs
-from tests.fabricate import rng_image, write_png
+from tests.fabricate import fake_eval_images, make_study, rng_image, write_png
 
 
 def test_figures_render_from_fabricated_runs(three_runs: list[Path]) -> None:
@@ -42,3 +42,77 @@ def test_before_after_grid_is_saved_atomically(tmp_path: Path) -> None:
     assert len(figure.axes) == 6 and figure.axes[1].get_title() == "restored 100.00 dB"
     assert Image.open(tmp_path / "fig" / "grid.png").format == "PNG"
     assert sorted(p.name for p in (tmp_path / "fig").iterdir()) == ["grid.png"]  # no temp file left
+
+
+def test_study_figures_render_readably(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    made = make_study(tmp_path / "runs")
+    for path in made[:12:3]:  # seed 0 of each loss: images of the visual comparison and of a regression
+        fake_eval_images(path, ["rain-0", "snow-11"])
+    runs = load_runs(made)
+    compared = [r for arm in tables.study_arms(runs).values() for r in arm]
+
+    seeds = plots.plot_loss_seeds(runs)
+    left, right = seeds.axes[:2]
+    assert left.get_ylabel() == "PSNR (dB)" and right.get_ylabel() == "PSNR difference (dB)"
+    assert len([ln for ln in left.lines if ln.get_label().startswith("seed")]) == 3  # one line per seed
+    assert [t.get_text() for t in left.get_xticklabels()] == ["L1", "MSE", "L1+SSIM", "L1 + 0.1*Edge(Y)"]
+
+    level = plots.plot_level_dependence(tables.level_differences(runs))
+    assert "r = -1.00" in level.axes[0].get_title() and "(dB" in level.axes[0].get_xlabel()
+
+    worst = plots.plot_worst_regressions(compared, n=2)  # MSE loses most on the lightest image, snow-11
+    assert len(worst.axes) == 2 * 4 + 2  # degraded, restored, clean, error map per row + a colour bar each
+    assert (
+        "grey levels" in worst.axes[-1].get_ylabel() and "study-mse-s0: snow-11" in worst.axes[0].get_title()
+    )
+
+    compute = plots.plot_compute_curve(runs)
+    assert compute.axes[0].get_xscale() == "log" and "images seen" in compute.axes[0].get_xlabel()
+    assert compute.axes[1].get_xlabel() == "wall time (s, log scale)"
+
+    ablations = plots.plot_prompt_ablations(tables.prompt_ablations(runs))
+    assert ablations.axes[0].get_ylabel() == "PSNR change vs own prompts (dB)" and len(ablations.axes) == 4
+
+    grid = plots.plot_visual_grid(report.shown_runs(runs), "rain")
+    every = [*grid.axes, *(inset for ax in grid.axes for inset in ax.child_axes)]
+    interpolations = {im.get_interpolation() for ax in every for im in ax.images}
+    assert interpolations == {"antialiased", "lanczos"}  # the insets magnified smoothly, never "nearest"
+
+    curves = plots.plot_learning_curves(compared)  # a colour per loss, a legend entry per loss
+    assert len(curves.axes[1].get_legend().get_texts()) == 4 + 1
+    for fig in (seeds, level, worst, compute, ablations, grid, curves):
+        assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)  # no overlapping labels
+    plt.close("all")
+
+
+def test_study_figures_leave_out_what_the_runs_lack(three_runs: list[Path]) -> None:
+    runs = load_runs([str(p) for p in three_runs])  # one seed per loss, no series, no ablations, no images
+    assert plots.plot_loss_seeds(runs) is None
+    assert plots.plot_compute_curve(runs) is None
+    assert plots.plot_prompt_ablations(tables.prompt_ablations(runs)) is None
+    assert plots.plot_worst_regressions(runs) is None
+    assert plots.plot_level_dependence(tables.level_differences(runs)) is not None
+
+
+def test_validation_curves_join_the_validated_epochs(three_runs: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = load_runs([str(three_runs[0])])[0]
+    h = run.history
+    h.loc[h.index[0], ["val_psnr", "val_psnr_rain", "val_psnr_snow"]] = float("nan")  # val_every 2: a gap
+    curves = plots.plot_learning_curves([run])
+    line = curves.axes[1].lines[0]
+    validated = h.loc[h["val_psnr"].notna(), "epoch"].tolist()
+    assert len(validated) == len(h) - 1 >= 2
+    assert list(line.get_xdata()) == validated and not np.isnan(line.get_ydata()).any()
+    assert all(not np.isnan(ln.get_ydata()).any() for ln in curves.axes[2].lines[:2])
+    plt.close("all")

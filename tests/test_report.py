@@ -3,6 +3,7 @@ holds a checkpoint's evaluation and rebuilds without it."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from hw4lib import plots, report, tables
 from hw4lib.runs import load_runs
-from tests.fabricate import fake_per_image, make_run, tiny_dataset
+from tests.fabricate import fake_per_image, make_run, make_study, tiny_dataset
 
 
 def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Path, monkeypatch) -> None:
@@ -41,7 +42,6 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
         runs,
         {"curves": fig},
         out_dir=tmp_path / "report",
-        paired=tables.paired_differences(runs),
         separation=tables.prompt_separation(runs),
         swaps={"L1": tables.prompt_swap_table(runs[0])},
         benchmarks=tables.load_benchmarks(str(bench / "bench-rain100l-*.json")),
@@ -63,7 +63,7 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
         "](../figures/report/learning_curves.png)",
         "Rain100L",
         "31.87",
-        "+0.50 ± 0.00 dB",
+        "L1+SSIM - L1: +0.50 [+0.50, +0.50] dB (better on 4 of 4 images)",
         "rain images -1.00 dB",
         "## References",
         "### 2.3 Hyperparameters",
@@ -75,13 +75,15 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
     html_path = report.render_html(md_path)
     page = html_path.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "28.46" in page
-    assert '<img src="../figures/report/learning_curves.png"' in page
+    # self-contained: the figure is embedded, the tables styled
+    assert f'<img src="data:image/png;base64,{base64.b64encode(b"png").decode()}"' in page
+    assert "../figures" not in page and "border-collapse" in page
 
 
 def test_report_without_benchmarks_or_evaluation_leaves_sections_out(tmp_path: Path) -> None:
     a = make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)
     md = report.write_report(load_runs([a]), {}, out_dir=tmp_path / "out").read_text()
-    assert "Rain100L" not in md and "What the prompts learned" not in md
+    assert "Real data: Rain100L" not in md and "What the prompts learned" not in md
     assert "No visual comparison" in md and "25.00" in md
 
 
@@ -215,7 +217,6 @@ def test_every_branch_renders_with_numbered_figures_and_sections(
         runs,
         figures,
         out_dir=tmp_path / "report",
-        paired=tables.paired_differences(runs),
         separation=_separation({"L1": 0.9, "MSE": 0.5}),
         swaps={label: tables.prompt_swap_table(run) for label, run in zip(labels, runs, strict=True)},
         benchmarks=tables.load_benchmarks(str(bench / "bench-rain100l-*.json")),
@@ -225,12 +226,18 @@ def test_every_branch_renders_with_numbered_figures_and_sections(
     assert [s.split(" ", 2)[1] for s in sections] == ["4.1", "4.2", "4.3", "4.4", "4.5", "4.6"]
     assert sections[-1] == "### 4.6 Synthetic to real: how realistic is the demo rain?"
     captions = [line for line in md.splitlines() if line.startswith("*Figure ")]
-    assert [c.split(":")[0] for c in captions] == [f"*Figure {i}" for i in range(1, 8)]
-    assert captions[1] == "*Figure 2: Rain: degraded | L1 | L1+SSIM | MSE | clean.*"
+    # no ablations and no compute series in these runs: those two figures are left out
+    assert [c.split(":")[0] for c in captions] == [f"*Figure {i}" for i in range(1, 11)]
+    assert captions[0].startswith("*Figure 1: Left: best validation PSNR of each run, a line per seed")
+    assert captions[1].startswith("*Figure 2: Per-image PSNR difference against L1 by the image's input PSNR")
+    assert captions[2].startswith("*Figure 3: The worst regressions")
+    assert captions[4] == "*Figure 5: Rain: degraded | L1 | L1+SSIM | MSE | clean.*"
+    assert "](../figures/ablations.png)" not in md and "](../figures/compute.png)" not in md
     assert "](../figures/prompt_swap.png)" in md
     assert "Averages hide the spread: L1 improves 4 of 4; L1+SSIM improves 4 of 4; MSE improves 4 of 4" in md
     assert "for 90% of them at best (L1; chance is 50%): the model has learned, without being told" in md
-    assert "Differences larger than two standard errors: L1+SSIM - L1, MSE - L1." in md  # s.e. 0
+    # the differences are constant over the images: intervals of zero width, both resolved
+    assert "Resolved (the interval excludes 0): L1+SSIM - L1, L1+SSIM better; MSE - L1, MSE worse." in md
     assert "MSE: rain images -1.00 dB, snow images -1.00 dB. Handing the model the other type's" in md
     assert "changes PSNR by +0.50 dB on average, the left-right mirror alone by +0.25 dB." in md
     assert "gain is +2.50 dB (small preset): the synthetic streaks teach a lasting part" in md
@@ -244,7 +251,8 @@ def test_figure_numbers_follow_the_figures_present(tmp_path: Path) -> None:
     fig = tmp_path / "psnr.png"
     fig.write_bytes(b"png")
     md = report.write_report(load_runs([a]), {"psnr": fig}, out_dir=tmp_path / "out").read_text()
-    assert "### 4.1 Learning curves" in md and "### 4.3 Per-image PSNR" in md and "### 4.4" not in md
+    assert "### 4.1 Learning curves" in md and "### 4.3 Per-image PSNR" in md and "### 4.5" not in md
+    assert "### 4.4 What the prompts learned" in md and "predates the prompt ablations" in md
     assert "*Figure 1: Per-image validation PSNR by degradation type (box: quartiles).*" in md
     assert "Figure 2" not in md and "No visual comparison" in md
 
@@ -281,14 +289,14 @@ def test_small_differences_swaps_and_transfer_take_the_other_sentences(
         runs,
         {},
         tmp_path,
-        paired=tables.paired_differences(runs),
         swaps={"L1": tables.prompt_swap_table(runs[0])},
         transfer=tables.load_transfer(str(tmp_path / "bench-transfer*.json")),
     )
-    assert context["significant"] == [] and context["swap_cost_matters"] is False
+    assert context["resolved"] == [] and context["swap_cost_matters"] is False
     assert context["transfer_best"]["lasting"] is False
     md = report.render_markdown(context)
-    assert "None of the differences exceeds two standard errors" in md
+    assert "Every interval includes 0: at this scale the losses are not distinguishable" in md
+    assert "One run per loss is a demonstration, not a finding" in md
     assert "is L1: rain images -0.20 dB, snow images -0.20 dB. The cost is small" in md
     assert "+1.99 dB (small preset): well below what training on real pairs gives" in md
 
@@ -304,3 +312,188 @@ def test_seed_numbers_come_from_seed_results(three_runs: list[Path], tmp_path: P
     assert "Their gaps (1.50 and -0.75 dB over L1)" in md
     assert "L1 30.00, L1+SSIM 31.50, MSE 29.25 dB on the hidden test set" in md
     assert "28.88" not in md and "29.34" not in md and "29.74" not in md
+
+
+# ----------------------------------------------------------------------------------------------- a study
+
+
+def _figures(tmp_path: Path) -> dict[str, Path]:
+    figures = {}
+    for key in report.FIGURE_KEYS:
+        figures[key] = tmp_path / "figures" / f"{key}.png"
+        figures[key].parent.mkdir(exist_ok=True)
+        figures[key].write_bytes(b"png")
+    return figures
+
+
+STUDY_DATA = {
+    "source": "the Rain100L clean photographs", "rain": "real Rain100L rain",
+    "snow": "synthetic snow (hw4lib.synth)", "split": "by scene", "note": "made for the loss study",
+}  # fmt: skip
+
+
+def test_study_report_states_seeds_intervals_and_what_it_cannot_resolve(tmp_path: Path) -> None:
+    made = make_study(tmp_path / "runs")
+    runs = load_runs(made)
+    md_path = report.write_report(runs, _figures(tmp_path), out_dir=tmp_path / "out", dataset=STUDY_DATA)
+    md = md_path.read_text()
+    for text in (
+        "from 21 runs (listed in section 2.4)",
+        "with 4 loss functions (L1, MSE, L1+SSIM, L1 + 0.1\\*Edge(Y)), each with 3 training seeds (0, 1, 2)",
+        "puts it: the Rain100L clean photographs. Rain: real Rain100L rain. "
+        "Snow: synthetic snow (hw4lib.synth). How it is split: by scene. made for the loss study.",
+        "| loss | mse | l1, mse, l1_ssim, l1+0.1\\*edge_y | the experiment: the loss is what varies |",
+        "| study-steps50-l1-s0 ",
+        "| L1                     | 0, 1, 2 | 24.26 [24.01, 24.50] |",
+        "then their mean with its 95% Student t interval over the seeds",
+        "L1+SSIM - L1 +0.10 [+0.09, +0.11] dB (+0.09, +0.10, +0.10)",
+        "L1+SSIM - L1, L1+SSIM better",
+        "L1 + 0.1\\*Edge(Y) - L1, L1 + 0.1\\*Edge(Y) worse",  # escaped: two `*` would start emphasis
+        "Pooling every image-seed pair gives narrower intervals (MSE - L1 +0.02 [-0.28, +0.32] dB",
+        "| MSE - L1 | -1.00 [-1.00, -1.00] | 12 | +0.90 [+0.44, +1.36] (5) |",
+        "MSE - L1: r = -1.00 [-1.00, -1.00], an interval below 0: the more degraded the image, the more MSE",
+        "This is what a squared loss does: its gradient grows with the error, so it spends its effort on the",
+        "L1+SSIM - L1: r = +0.09 [-0.51, +0.63]; the interval includes 0",
+        "counted over every image and seed: L1 5 of 36 (14%), MSE 10 of 36 (28%)",
+        "| MSE | snow-11 | 0 | 29.75 | 27.96 | -1.79 |",
+        "best epoch at the last epoch in 3 of 3 seeds",
+        "L1 36 of 36 right (100%, Wilson 95% interval 90% to 100%, above chance: the interval excludes 50%",
+        "L1: the prompt zeroed rain -1.00 [-1.04, -0.96] dB, snow -0.80 [-0.84, -0.76] dB",
+        "Zeroing the prompt lowers PSNR for every loss and type, each interval below 0",
+        "Uniform weights cost PSNR everywhere",
+        "| L1                | uniform weights           | -0.20 [-0.24, -0.16] | -0.20 [-0.24, -0.16] |",
+        "### 4.5 PSNR per compute",
+        "From 200 to 400 steps (1,600 to 3,200 images seen) the best validation PSNR changed by +1.50",
+        "still rising at the largest budget, +1.50 dB per doubling of the images seen",
+        "the curve does not say where it flattens",
+        "| best public solution        |       32.95 |",
+        "| ours, L1 + 0.1\\*Edge(Y)     |       24.20 |",
+        "trained for 50, 100, 200, 400 steps on cpu",
+        "What a result at this scale predicts for the full model on a GPU",
+    ):
+        assert text in md, text
+    assert "One run per loss is a demonstration" not in md and "\n\n\n" not in md
+    page = report.render_html(md_path).read_text()
+    assert "0.1<em>" not in page and "0.1*Edge(Y)" in page  # no stray emphasis from the loss labels
+    captions = [line.split(":")[0] for line in md.splitlines() if line.startswith("*Figure ")]
+    assert captions == [f"*Figure {i}" for i in range(1, 13)]  # every figure of a study has its place
+
+
+def test_study_report_other_decisions(tmp_path: Path) -> None:
+    runs = load_runs(make_study(tmp_path / "runs"))
+    by_name = {r.name: r for r in runs}
+    for seed, shift in enumerate((0.3, -0.3, 0.0)):  # the last step gains nothing resolved
+        full, before = by_name[f"study-l1-s{seed}"], by_name[f"study-steps200-l1-s{seed}"]
+        full.metrics["best_val_psnr"] = before.metrics["best_val_psnr"] + shift
+    for seed in (0, 1, 2):  # MSE now does better the lighter the image; zeroing its prompt does nothing
+        pi = by_name[f"study-mse-s{seed}"].per_image
+        ref = by_name[f"study-l1-s{seed}"].per_image
+        pi["psnr"] = ref["psnr"] + 0.2 * (pi["input_psnr"] - 23.0)
+        pi["psnr_zero_prompt"] = pi["psnr"] + [0.3, -0.3, 0.2, -0.2, 0.1, -0.1] * 2
+    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    assert "the interval includes 0, so no further gain is resolved at the largest budget" in md
+    # an unresolved last step is no evidence of a plateau: the report must not say more steps would not help
+    assert "With 3 seeds the last doubling is not resolved either way" in md
+    assert "unlikely to help" not in md
+    assert "an interval above 0: MSE does relatively better the lighter the degradation" in md
+    assert "This is what a squared loss does" not in md
+    assert "Zeroing the prompt has a resolved effect for some losses or types only" in md
+
+
+def test_dataset_and_benchmarks_travel_with_the_snapshot(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    settings = {"size": 64, "train_photos": ["rocket", "camera"], "test_photos": ["coffee"]}
+    manifest = {"generator": "hw4lib.synth.generate_demo_dataset", "settings": settings}
+    (data / "synth.json").write_text(json.dumps(manifest))
+    run = make_run(tmp_path / "runs", "demo-l1", "l1", 25.0, 24.0, 26.0)
+    config = json.loads((run / "config.json").read_text()) | {"data_dir": str(data)}
+    (run / "config.json").write_text(json.dumps(config))
+    first = tmp_path / "first"
+    report.collect_runs([run], dest=first, verbose=False)
+    assert (first / "dataset.json").read_bytes() == (data / "synth.json").read_bytes()
+    (first / "bench").mkdir()
+    (first / "bench" / "bench-rain100l-tiny.json").write_text(
+        json.dumps({"val_psnr": 30.0, "preset": "tiny"})
+    )
+
+    (data / "synth.json").unlink()  # a clone without the data: the snapshot carries both along
+    second = tmp_path / "second"
+    runs = report.collect_runs(str(first / "*"), dest=second, verbose=False)
+    assert report.load_dataset(second) == manifest
+    benchmarks, _ = report.collect_benchmarks(str(tmp_path / "none-*.json"), dest=second / "bench")
+    assert list(benchmarks.index) == ["bench-rain100l-tiny"]
+    md = report.write_report(
+        runs, {}, out_dir=tmp_path / "out", dataset=report.load_dataset(second)
+    ).read_text()
+    assert (
+        "The data is synthetic: `hw4lib.synth.generate_demo_dataset` drew rain streaks and snowflakes "
+        "over random 64 px crops of 2 photographs (rocket, camera); its test split uses other photographs "
+        "(coffee)."
+    ) in md
+    assert "validation measures removal on scenes the model has seen" in md
+
+
+def test_report_folders_and_defaults() -> None:
+    folders = report.report_folders("report/x")
+    assert [p.relative_to(folders["root"]).as_posix() for p in folders.values()] == [
+        ".", "run-data", "tables", "figures"
+    ]  # fmt: skip
+    assert report.SNAPSHOT_DIR == "report/demo/run-data" and report.DEFAULT_REPORT == "report/demo"
+
+
+def test_render_pdf_uses_a_tool_when_there_is_one(tmp_path: Path, monkeypatch) -> None:
+    md = tmp_path / "report.md"
+    md.write_text("# A report\n\nSome text.\n")
+    html = report.render_html(md)
+    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    with pytest.warns(UserWarning, match="no headless Chromium/Chrome or LibreOffice"):
+        assert report.render_pdf(html) is None
+    assert not (tmp_path / "report.pdf").exists()
+
+    fake = tmp_path / "bin" / "chromium"  # a stand-in browser that writes what --print-to-pdf names
+    fake.parent.mkdir()
+    script = 'for a in "$@"; do case $a in --print-to-pdf=*) printf \'%%PDF-fake\' > "${a#*=}";; esac; done'
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(report.shutil, "which", lambda name: str(fake) if name == "chromium" else None)
+    assert report.pdf_command() == ("browser", str(fake))
+    pdf = report.render_pdf(html)
+    assert pdf == tmp_path / "report.pdf" and pdf.read_bytes() == b"%PDF-fake"
+
+
+def test_a_gain_resolved_below_zero_says_more_steps_will_not_help(tmp_path: Path) -> None:
+    runs = load_runs(make_study(tmp_path / "runs"))
+    by_name = {r.name: r for r in runs}
+    for seed, drop in enumerate((0.30, 0.35, 0.32)):  # every seed lost at the last doubling
+        full, before = by_name[f"study-l1-s{seed}"], by_name[f"study-steps200-l1-s{seed}"]
+        full.metrics["best_val_psnr"] = before.metrics["best_val_psnr"] - drop
+    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    assert "More of the same steps are unlikely to help at this scale" in md
+    assert "not resolved either way" not in md
+
+
+def test_a_split_fixed_by_the_data_set_is_described_as_such(tmp_path: Path) -> None:
+    runs = load_runs(make_study(tmp_path / "runs"))
+    dataset = {"generator": "hw4lib.study.build_study_dataset", "source": "rain100l",
+               "description": "the study set", "split": {"file": "split.csv", "by": "scene"}}  # fmt: skip
+    md = report.render_markdown(report.report_context(runs, {}, tmp_path, dataset=dataset))
+    assert "The split is fixed by the data set's `split.csv` (by scene" in md
+    assert "drawn with each run's seed" not in md and "and the data split" not in md
+    assert "| validation fraction | - | fixed by the data set (split.csv, by scene) |" in md
+    assert "make study" in md and "make demo " not in md
+    plain = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    assert "drawn with each run's seed" in plain and "make demo" in plain
+
+
+def test_prompt_weights_that_change_nothing_are_called_inert(tmp_path: Path) -> None:
+    runs = load_runs(make_study(tmp_path / "runs"))
+    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    assert "The weighting itself carries nothing" not in md  # the fabricated re-weightings move PSNR
+    for run in runs:
+        pi = run.per_image
+        if pi is not None and "psnr_uniform" in pi:  # re-weighted prompts: within 0.001 dB of the plain one
+            pi["psnr_uniform"] = pi["psnr"] + 0.001
+            pi["psnr_other_mean"] = pi["psnr"] - 0.001
+    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    assert "The weighting itself carries nothing at this scale" in md and "less than 0.01 dB" in md

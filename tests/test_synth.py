@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import socket
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from hw4lib import synth
+from hw4lib import paths, synth
 from hw4lib.data import PairedDataset, check_data, find_pairs, find_test_images, load_image
 from hw4lib.metrics import psnr_uint8
 
@@ -349,6 +350,7 @@ def test_ensure_demo_dataset_generates_only_the_default_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HW4_ROOT", str(tmp_path))
+    monkeypatch.setenv("HW4_OUTPUT", str(tmp_path))  # outputs in the repository, as outside the tests
     made = []
     monkeypatch.setattr(synth, "generate_demo_dataset", lambda out, **kw: made.append(Path(out)))
     assert synth.ensure_demo_dataset() == tmp_path / "data" / "demo"
@@ -358,3 +360,152 @@ def test_ensure_demo_dataset_generates_only_the_default_folder(
     course = tmp_path / "data" / "course"
     (course / "train").mkdir(parents=True)
     assert synth.ensure_demo_dataset("data/course") == course and len(made) == 1
+
+
+def test_a_missing_demo_set_is_generated_where_the_outputs_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the tests ($HW4_OUTPUT elsewhere) a fresh clone's demo set lands in the temporary folder, and
+    every later relative read of data/demo finds it there; a set in the repository comes first."""
+    repo, out = tmp_path / "repo", tmp_path / "out"
+    repo.mkdir()
+    monkeypatch.setenv("HW4_ROOT", str(repo))
+    monkeypatch.setenv("HW4_OUTPUT", str(out))
+
+    def fake_generate(target, **kw):
+        (Path(target) / "train").mkdir(parents=True)
+
+    monkeypatch.setattr(synth, "generate_demo_dataset", fake_generate)
+    assert synth.ensure_demo_dataset("data/demo") == out / "data" / "demo"
+    assert not (repo / "data").exists()
+    assert paths.resolve("data/demo") == paths.data_dir("demo") == out / "data" / "demo"
+    assert paths.relative(out / "data" / "demo") == "data/demo"
+    (repo / "data" / "demo" / "train").mkdir(parents=True)  # `make demo-data` made one in the repository
+    assert synth.ensure_demo_dataset() == repo / "data" / "demo" == paths.resolve("data/demo")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sets over any folder of clean photographs (demo-data --photos), split by scene
+
+
+def _photo_folder(folder: Path) -> list[Path]:
+    """Five small photographs (two sizes, one JPEG, one grayscale) and two files to skip; returns the photos
+    in natural order (img1 before img10)."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    shapes = {"img1.png": (40, 48), "img2.jpg": (56, 40), "img3.png": (40, 48), "img10.png": (56, 40)}
+    for name, (h, w) in shapes.items():
+        smooth = ndi.gaussian_filter(rng.uniform(0, 255, (h, w, 3)), (3, 3, 0)).astype(np.uint8)
+        Image.fromarray(smooth).save(folder / name)
+    Image.fromarray(rng.integers(0, 256, (40, 48), dtype=np.uint8), mode="L").save(folder / "img4.png")
+    (folder / "notes.txt").write_text("not a photo")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(folder / ".hidden.png")
+    return [folder / n for n in ("img1.png", "img2.jpg", "img3.png", "img4.png", "img10.png")]
+
+
+def _split_rows(out: Path) -> dict[str, str]:
+    with open(out / "split.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len({r["name"] for r in rows}) == len(rows)
+    return {r["name"]: r["split"] for r in rows}
+
+
+def test_photo_set_gives_every_photo_a_rain_and_a_snow_pair(tmp_path: Path) -> None:
+    photos = _photo_folder(tmp_path / "photos")
+    out = tmp_path / "set"
+    summary = synth.generate_photo_dataset(tmp_path / "photos", out, seed=0)
+    pairs = find_pairs(out, strict=True)
+    assert [p.name for p in pairs] == [f"{k}-{n}" for k in ("rain", "snow") for n in range(1, 6)]
+    for p in pairs:
+        n = int(p.name.split("-")[1])
+        photo = load_image(photos[n - 1])
+        degraded, clean = load_image(p.degraded), load_image(p.clean)
+        assert np.array_equal(clean, photo)  # the clean twin is the photo itself, at its own size
+        assert degraded.shape == photo.shape
+        assert not np.array_equal(degraded, clean), p.name
+    assert [load_image(out / "train/clean" / f"snow_clean-{n}.png").shape[:2] for n in (1, 2)] == [
+        (40, 48),
+        (56, 40),
+    ]
+    split = _split_rows(out)
+    assert list(split) == [p.name for p in pairs] and set(split.values()) == {"train", "val"}
+    for n in range(1, 6):
+        assert split[f"rain-{n}"] == split[f"snow-{n}"]  # both versions of a scene on the same side
+    assert sum(v == "val" for v in split.values()) == 2 * round(5 * 0.2)
+    manifest = json.loads((out / "synth.json").read_text())
+    assert manifest["generator"] == "hw4lib.synth.generate_photo_dataset" and manifest["source"] == "photos"
+    assert manifest["settings"]["scenes"] == [p.name for p in photos]
+    assert manifest["counts"] == {"scenes": 5, "rain": {"train": 4, "val": 1}, "snow": {"train": 4, "val": 1}}
+    assert summary["counts"] == manifest["counts"]
+    rain = [psnr_uint8(load_image(p.degraded), load_image(p.clean)) for p in pairs[:5]]
+    assert manifest["input_psnr_db"]["rain"]["mean"] == pytest.approx(np.mean(rain), abs=0.01)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left behind
+
+
+def test_photo_set_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
+    _photo_folder(tmp_path / "photos")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out, seed in ((a, 3), (b, 3), (c, 4)):
+        synth.generate_photo_dataset(tmp_path / "photos", out, seed=seed, val_fraction=0.4)
+    assert _files(a) == _files(b)
+    fa, fc = _files(a), _files(c)
+    assert fa.keys() == fc.keys()
+    degraded = [k for k in fa if "degraded" in k]
+    assert len(degraded) == 10 and all(fa[k] != fc[k] for k in degraded)
+    assert all(fa[k] == fc[k] for k in fa if "/clean/" in k)  # the photos themselves do not change
+    for split in (_split_rows(a), _split_rows(c)):
+        assert sum(v == "val" for v in split.values()) == 2 * round(5 * 0.4)
+        assert all(split[f"rain-{n}"] == split[f"snow-{n}"] for n in range(1, 6))
+
+
+def test_photo_set_max_side_and_errors(tmp_path: Path) -> None:
+    _photo_folder(tmp_path / "photos")
+    out = tmp_path / "small"
+    synth.generate_photo_dataset(tmp_path / "photos", out, max_side=32, val_fraction=0.0)
+    assert load_image(out / "train/clean/rain_clean-1.png").shape == (27, 32, 3)  # 40x48 -> 27x32
+    assert load_image(out / "train/degraded/snow-2.png").shape == (32, 23, 3)  # 56x40 -> 32x23
+    assert set(_split_rows(out).values()) == {"train"}
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        synth.generate_photo_dataset(tmp_path / "photos", out)
+    synth.generate_photo_dataset(tmp_path / "photos", out, overwrite=True)
+    assert load_image(out / "train/clean/rain_clean-1.png").shape == (40, 48, 3)
+    with pytest.raises(ValueError, match="must not be the photo folder"):
+        synth.generate_photo_dataset(tmp_path / "photos", tmp_path, overwrite=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no photographs"):
+        synth.generate_photo_dataset(tmp_path / "empty", tmp_path / "x")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        synth.generate_photo_dataset(tmp_path / "nowhere", tmp_path / "x")
+    with pytest.raises(ValueError, match="max_side"):
+        synth.generate_photo_dataset(tmp_path / "photos", tmp_path / "x", max_side=4)
+    with pytest.raises(ValueError, match="val_fraction"):
+        synth.generate_photo_dataset(tmp_path / "photos", tmp_path / "x", val_fraction=1.0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_split_scenes_draws_round_n_times_the_fraction() -> None:
+    scenes = list(range(1, 11))
+    split = synth.split_scenes(scenes, 0.25, seed=1)
+    assert list(split) == scenes and sum(v == "val" for v in split.values()) == round(2.5)
+    assert synth.split_scenes(scenes, 0.25, seed=1) == split
+    assert len({tuple(synth.split_scenes(scenes, 0.25, seed=s).values()) for s in range(5)}) > 1
+    assert set(synth.split_scenes(scenes, 0.0).values()) == {"train"}
+    assert list(synth.split_scenes([1, 2], 0.01).values()).count("val") == 1  # at least one, never all
+    assert synth.split_scenes(["only"], 0.5) == {"only": "train"}
+
+
+def test_demo_scenes_names_the_photo_each_crop_came_from(tmp_path: Path, monkeypatch) -> None:
+    used = []
+    original = synth._photo_image
+
+    def recording(name: str):
+        used.append(name)
+        return original(name)
+
+    monkeypatch.setattr(synth, "_photo_image", recording)
+    out = tmp_path / "set"
+    synth.generate_demo_dataset(out, pairs_per_type=4, test_per_type=0, size=24, seed=5)
+    scenes = synth.demo_scenes(json.loads((out / "synth.json").read_text()))
+    assert scenes is not None and list(scenes.values()) == used  # rain-1..4, snow-1..4: generation order
+    assert list(scenes) == [f"{k}-{i}" for k in ("rain", "snow") for i in range(1, 5)]
+    assert synth.demo_scenes({"generator": "hw4lib.synth.generate_photo_dataset"}) is None
