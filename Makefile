@@ -1,4 +1,5 @@
 # The project's verbs. Every target creates .venv on first use, so a fresh clone needs only `make demo` / `make test`.
+# The tests write only into temporary folders (HW4_OUTPUT, see hw4lib/paths.py): `make test` leaves the tree as it was.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -6,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo demo-data report lab bench clean-runs
+.PHONY: install test lint demo demo-data study report publish-demo publish-study lab bench clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,7 +21,8 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests
-	$(PY) -m pytest --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks
+	out=$$(mktemp -d) && HW4_OUTPUT=$$out $(PY) -m pytest --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks; rc=$$?; rm -rf $$out; exit $$rc
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -28,11 +30,26 @@ lint: $(STAMP)
 demo-data: $(STAMP)
 	test -d data/demo || $(PY) -m hw4lib demo-data --out data/demo
 
+# the demo: three loss variants on the generated data, a few CPU minutes; writes only runs/ (report: runs/demo-report)
 demo: demo-data
 	$(PY) -m hw4lib demo
 
+# the loss study: 4 losses x 3 seeds + a compute series on real photographs, the long one (each run prints its plan);
+# resumable; writes only runs/ (report: runs/study-report)
+study: $(STAMP)
+	$(PY) -m hw4lib experiments --study
+
+# rebuild the committed reports from their committed snapshots (no checkpoints or data needed)
 report: $(STAMP)
-	$(PY) -m hw4lib report
+	$(PY) -m hw4lib report --runs "report/demo/run-data/*" --out report/demo
+	test ! -d report/study/run-data || $(PY) -m hw4lib report --runs "report/study/run-data/*" --out report/study
+
+# replace a committed report with the one of your own runs (then commit report/<name>/)
+publish-demo: $(STAMP)
+	$(PY) -m hw4lib report --runs "runs/demo-*" --out report/demo
+
+publish-study: $(STAMP)
+	$(PY) -m hw4lib report --runs "runs/study-*" --out report/study
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=.
