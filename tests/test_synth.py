@@ -17,6 +17,7 @@ from hw4lib.data import PairedDataset, check_data, find_pairs, find_test_images,
 from hw4lib.metrics import psnr_uint8
 
 SHARED_MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "snow100k_masks"
+SHARED_RAIN100L = SHARED_MASKS.parent / "rain100l"
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -216,6 +217,50 @@ def test_snow_presets_match_the_real_snow100k_masks() -> None:
         assert got["coverage"] == pytest.approx(target["coverage"], rel=0.3), level
         assert got["opaque"] == pytest.approx(target["opaque"], rel=0.4), level
         assert got["flakes_per_10k"] == pytest.approx(target["flakes_per_10k"], rel=0.4), level
+
+
+def _streaked(clean: np.ndarray) -> np.ndarray:
+    """``clean`` plus a vertical streak of 20 px, a diagonal one of 12 px (+50 grey) and a 3-px speck."""
+    out = clean.astype(np.int16)
+    out[5:25, 10] += 50
+    for i in range(12):
+        out[30 + i, 30 + i] += 50
+    out[2, 2:5] += 50
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def test_rain_stats_on_a_hand_made_rain_layer() -> None:
+    clean = np.full((50, 60, 3), 100, np.uint8)
+    s = synth.rain_stats(_streaked(clean), clean)
+    n = 20 + 12 + 3
+    assert s["brightened"] == pytest.approx(n / 3000, abs=1e-4)
+    assert s["psnr"] == pytest.approx(10 * np.log10(255**2 / (n * 50**2 / 3000)), abs=0.01)
+    assert s["streaks_per_10k"] == pytest.approx(2 / 3000 * 1e4, abs=0.01)  # the speck is under min_size
+    # principal-axis extent: 20 for the vertical run; the diagonal one spans 12 px on each axis: 12 * sqrt(2)
+    assert s["streak_length_p50"] == pytest.approx((20 + np.sqrt(12 * 2 * (12**2 - 1) / 12 + 1)) / 2, abs=0.1)
+    assert synth.rain_stats(clean, clean)["streak_length_p50"] == 0.0
+
+
+def test_compare_rain_measures_the_real_set_and_the_preset_on_its_photographs(tmp_path: Path) -> None:
+    for folder in ("input", "target"):
+        (tmp_path / folder).mkdir()
+    clean = [np.full((50, 60, 3), v, np.uint8) for v in (60, 90)]
+    for i, c in enumerate(clean, start=1):
+        Image.fromarray(c).save(tmp_path / "target" / f"{i}.png")
+        Image.fromarray(_streaked(c)).save(tmp_path / "input" / f"{i}.png")
+    got = synth.compare_rain(tmp_path, "light")
+    assert got["real"] == synth.rain_stats(_streaked(clean[0]), clean[0])  # both pairs alike: mean = either
+    expected = [synth.rain_stats(synth.add_rain(c, np.random.default_rng([0, i]), "light").degraded, c)
+                for i, c in enumerate(clean)]  # fmt: skip
+    assert got["synthetic light"]["psnr"] == pytest.approx(np.mean([e["psnr"] for e in expected]), abs=1e-4)
+
+
+@pytest.mark.skipif(not SHARED_RAIN100L.is_dir(), reason="../shared/data/rain100l is absent")
+def test_light_rain_preset_matches_rain100l_on_its_photographs() -> None:
+    got = synth.compare_rain(SHARED_RAIN100L, "light")
+    real, ours = got["real"], got["synthetic light"]
+    assert ours["psnr"] == pytest.approx(real["psnr"], abs=1.0)
+    assert ours["brightened"] == pytest.approx(real["brightened"], rel=0.3)
 
 
 # ----------------------------------------------------------------------------------------------------------
