@@ -1,16 +1,23 @@
 """The GPU check of the training engine, as one script (``scripts/gpu_check.sh`` runs it on a lent GPU).
 
     python -m benchmarks.gpu_check --out report/gpu                      # on a CUDA GPU: about 10 minutes
+    python -m benchmarks.gpu_check --budget 4m --deadline 500 --out report/gpu   # to fit a short lease
     python -m benchmarks.gpu_check --device cpu --preset tiny --patch 32 --batches 2 --steps 2 \\
         --budget 20s --out /tmp/gpu-dry-run                              # a dry run of every step on a CPU
 
 1. Throughput and peak memory of one train step of the preset (default: the full model at 128 px) for each
-   batch size: eager, ``torch.compile``, and with activation checkpointing (eager).
+   batch size: eager, and with activation checkpointing (eager).
 2. Mixed precision: the outputs of the bf16 (or fp16) forward against float32 on the same weights and input.
-3. The ``strong`` recipe under a time budget on the demo data: does the run end within its budget with its
+3. FLOPs of a train step and an inference, and the eager steps' model FLOPs utilisation against a measured
+   8192^3 matrix product in the same precision.
+4. ``fit``'s loop against the bare step, and the DataLoader's rate (0 and 4 workers): loading must outrun
+   the step.
+5. The ``strong`` recipe under a time budget on the demo data: does the run end within its budget with its
    schedule completed, and does the model beat the input?
+6. Last, ``torch.compile`` for the first batch size, skipped when ``--deadline`` leaves too little time.
 
-Writes ``<out>/gpu_check.json`` (every figure, with the device named) and ``<out>/gpu_check.md`` (a table).
+Writes ``<out>/gpu_check.json`` (every figure, with the device named) and ``<out>/gpu_check.md`` (a table),
+after every part.
 A part that fails (e.g. compile) is recorded with its error; the others still run.
 """
 
@@ -130,12 +137,33 @@ def _markdown(results: dict[str, Any]) -> str:
                 f"{r['images_per_s']:.1f} | {r['peak_memory_mb']:.0f} |"
             )
     p = results.get("precision", {})
-    if "error" not in p:
+    if p and "error" not in p:
         lines += [
             "",
             f"Mixed precision ({p['dtype']}) vs float32: max |diff| {p['max_abs_diff']:.2e}, mean "
             f"{p['mean_abs_diff']:.2e} ({p['mean_abs_diff_over_mean_correction']:.2%} of the mean "
             "correction).",
+        ]
+    f = results.get("flops", {})
+    if f and "error" not in f:
+        shares = ", ".join(
+            f"{k.removesuffix('_utilisation')} {v:.1%}" for k, v in f.items() if k.endswith("_utilisation")
+        )
+        lines += [
+            "",
+            f"FLOPs: train step {f['train_step_gflop_per_image']:.1f} GFLOP per image (3 x counted forward), "
+            f"inference {f['inference_gflop_256px']:.1f} GFLOP at 256 px; measured {f['matmul_dtype']} "
+            f"matmul "
+            f"{f['measured_matmul_tflop_per_s']:.0f} TFLOP/s; model FLOPs utilisation: {shares}.",
+        ]
+    e = results.get("engine", {})
+    if e and "error" not in e:
+        loaders = ", ".join(f"{r['workers']} workers {r['images_per_s']:.0f} img/s" for r in e["loader"])
+        lines += [
+            "",
+            f"Engine: fit's loop {e['engine_seconds_per_step'] * 1000:.1f} ms/step vs bare "
+            f"{e['bare_seconds_per_step'] * 1000:.1f} ms/step (x{e['engine_over_bare']:.3f}); "
+            f"loader: {loaders}.",
         ]
     b = results.get("budget", {})
     if b and "error" not in b:
@@ -147,6 +175,39 @@ def _markdown(results: dict[str, Any]) -> str:
             f"{b['best_val_psnr']:.2f} dB vs input {b['input_psnr']:.2f} dB ({b['gain_db']:+.2f} dB).",
         ]
     return "\n".join(lines) + "\n"
+
+
+def flops_figures(args: argparse.Namespace, device: torch.device, steps: dict[str, Any]) -> dict[str, Any]:
+    """FLOPs of one train step and one inference, and the eager steps' share of the measured matmul rate."""
+    forward_one = bench_train.forward_flops(args.preset, 1, args.patch)  # linear in the batch
+    infer = bench_train.forward_flops(args.preset, 1, 256)
+    dtype = amp_dtype(device, True)
+    peak = bench_train.measured_peak_flops(device, dtype, n=8192 if device.type == "cuda" else 1024)
+    out: dict[str, Any] = {
+        "forward_gflop_per_image": forward_one / 1e9,
+        "train_step_gflop_per_image": 3 * forward_one / 1e9,
+        "inference_gflop_256px": infer / 1e9,
+        "measured_matmul_tflop_per_s": peak / 1e12,
+        "matmul_dtype": str(dtype).replace("torch.", ""),
+    }
+    for key, r in steps.items():
+        if "error" not in r:
+            achieved = 3 * forward_one * int(key.rsplit("-b", 1)[1]) / r["seconds_per_step"]
+            out[f"{key}_achieved_tflop_per_s"] = achieved / 1e12
+            out[f"{key}_utilisation"] = achieved / peak
+    return out
+
+
+def engine_figures(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """fit()'s loop against the bare step (eager, first batch size), and the loader's rate."""
+    ns = bench_train.build_parser().parse_args([
+        "--preset", args.preset, "--patch", str(args.patch), "--batch", str(args.batches[0]),
+        "--steps", str(args.steps), "--warmup", "2", "--device", str(device), "--repeats", "2",
+        "--data", str(ensure_demo_dataset()),
+    ])  # fmt: skip
+    engine = bench_train.bench_engine(ns, device)
+    loader = [bench_train.bench_loader(ns, w) for w in (0, 4)]
+    return {**engine, "loader": loader}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,8 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-images", type=int, default=40, help="validation images of the budget run")
     p.add_argument("--out", default="report/gpu")
     p.add_argument("--skip-compile", action="store_true")
+    p.add_argument(
+        "--deadline", type=float, default=None,
+        help="seconds from the start: torch.compile (run last, for the first batch size only) is skipped "
+        "when fewer than --compile-reserve seconds are left",
+    )  # fmt: skip
+    p.add_argument("--compile-reserve", type=float, default=150.0)
     args = p.parse_args(argv)
+    started = time.perf_counter()
     device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
     results: dict[str, Any] = {
         "device": _device_name(device),
         "torch": torch.__version__,
@@ -170,33 +241,42 @@ def main(argv: list[str] | None = None) -> int:
         "patch": args.patch,
         "steps": {},
     }
+    out = paths.output(args.out)
+
+    def save() -> None:  # after every part: a command stopped at its limit still leaves its figures
+        results["wall_s"] = time.perf_counter() - started
+        write_json_atomic(results, out / "gpu_check.json")
+        write_text_atomic(_markdown(results), out / "gpu_check.md")
+
     print(f"GPU check on {results['device']}", flush=True)
     modes = {"eager": {}, "checkpointed": {"checkpointing": True}}
-    if not args.skip_compile:
-        modes["compiled"] = {"compile": True}
     for batch in args.batches:
         for name, mode in modes.items():
-            _guard(
-                results["steps"],
-                f"{name}-b{batch}",
-                lambda b=batch, m=mode: step_figures(args, device, b, **m),
-            )
-            print(f"{name} batch {batch}: {results['steps'][f'{name}-b{batch}']}", flush=True)
-    _guard(results, "precision", lambda: precision_figures(args, device))
-    _guard(results, "budget", lambda: budget_figures(args, device))
-    out = paths.output(args.out)
-    write_json_atomic(results, out / "gpu_check.json")
-    write_text_atomic(_markdown(results), out / "gpu_check.md")
+            key = f"{name}-b{batch}"
+            _guard(results["steps"], key, lambda b=batch, m=mode: step_figures(args, device, b, **m))
+            print(f"{key}: {results['steps'][key]}", flush=True)
+            save()
+    for key, fn in (
+        ("precision", lambda: precision_figures(args, device)),
+        ("flops", lambda: flops_figures(args, device, results["steps"])),
+        ("engine", lambda: engine_figures(args, device)),
+        ("budget", lambda: budget_figures(args, device)),
+    ):
+        _guard(results, key, fn)
+        print(f"{key}: {results[key]}", flush=True)
+        save()
+    if not args.skip_compile:
+        left = None if args.deadline is None else args.deadline - (time.perf_counter() - started)
+        key = f"compiled-b{args.batches[0]}"
+        if left is not None and left < args.compile_reserve:
+            results["steps"][key] = {"error": f"skipped: {left:.0f} s left before the deadline"}
+        else:
+            _guard(results["steps"], key, lambda: step_figures(args, device, args.batches[0], compile=True))
+        print(f"{key}: {results['steps'][key]}", flush=True)
+        save()
     print(_markdown(results))
-    failed = [
-        k
-        for k, v in {
-            **results["steps"],
-            "precision": results["precision"],
-            "budget": results["budget"],
-        }.items()
-        if "error" in v
-    ]
+    failed = [k for k, v in {**results["steps"], **{k: results[k] for k in ("precision", "flops", "engine",
+              "budget")}}.items() if "error" in v]  # fmt: skip
     return 1 if failed else 0
 
 
