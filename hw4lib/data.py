@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "DataError",
     "Pair",
+    "PairPaths",
     "Problem",
     "DataReport",
     "find_pairs",
@@ -303,7 +304,17 @@ def load_image(path: str | Path) -> np.ndarray:
         ) from None
 
 
-def load_pair(pair: Pair) -> tuple[np.ndarray, np.ndarray]:
+class PairPaths(Protocol):
+    """Anything naming a degraded file and its clean twin (a :class:`Pair`, an importer's source pair)."""
+
+    @property
+    def degraded(self) -> Path: ...
+
+    @property
+    def clean(self) -> Path: ...
+
+
+def load_pair(pair: PairPaths) -> tuple[np.ndarray, np.ndarray]:
     """Both images of a pair as uint8 RGB arrays; ``DataError`` when their sizes differ."""
     degraded, clean = load_image(pair.degraded), load_image(pair.clean)
     if degraded.shape != clean.shape:

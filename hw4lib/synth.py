@@ -54,6 +54,7 @@ from hw4lib.data import (
     DataError,
     _natural_key,
     load_image,
+    load_pair,
     most_degraded_window,
 )
 from hw4lib.importers import find_source_pairs
@@ -678,7 +679,8 @@ def rain_stats(
     principal axis, ``sqrt(12 var + 1)``: exactly ``n`` for a straight run of ``n`` pixels.
     """
     rise = degraded.astype(np.float32).mean(axis=2) - clean.astype(np.float32).mean(axis=2)
-    labels, count = ndi.label(rise > threshold, structure=np.ones((3, 3)))
+    brightened = rise > threshold
+    labels, count = ndi.label(brightened, structure=np.ones((3, 3)))
     flat = labels.ravel()
     ys, xs = np.indices(labels.shape).reshape(2, -1).astype(np.float64)
     n = np.bincount(flat, minlength=count + 1)[1:]
@@ -692,7 +694,7 @@ def rain_stats(
     lengths = np.sqrt(12 * largest + 1)
     return {
         "psnr": round(_psnr(degraded, clean), 2),
-        "brightened": round(float((rise > threshold).mean()), 4),
+        "brightened": round(float(brightened.mean()), 4),
         "streaks_per_10k": round(lengths.size / rise.size * 1e4, 2),
         "streak_length_p50": round(float(np.median(lengths)), 1) if lengths.size else 0.0,
     }
@@ -707,8 +709,8 @@ def compare_rain(
     pairs = find_source_pairs(folder, "mirror")[:max_pairs]
     real, synthetic = [], []
     for i, pair in enumerate(pairs):
-        clean = load_image(pair.clean)
-        real.append(rain_stats(load_image(pair.degraded), clean))
+        degraded, clean = load_pair(pair)  # a misaligned pair: an error naming both files
+        real.append(rain_stats(degraded, clean))
         synthetic.append(rain_stats(add_rain(clean, np.random.default_rng([seed, i]), level).degraded, clean))
     return {
         name: {key: round(float(np.mean([row[key] for row in rows])), 4) for key in rows[0]}

@@ -13,7 +13,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from hw4lib import paths, synth
-from hw4lib.data import PairedDataset, check_data, find_pairs, find_test_images, load_image
+from hw4lib.data import DataError, PairedDataset, check_data, find_pairs, find_test_images, load_image
 from hw4lib.metrics import psnr_uint8
 
 SHARED_MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "snow100k_masks"
@@ -253,6 +253,14 @@ def test_compare_rain_measures_the_real_set_and_the_preset_on_its_photographs(tm
     expected = [synth.rain_stats(synth.add_rain(c, np.random.default_rng([0, i]), "light").degraded, c)
                 for i, c in enumerate(clean)]  # fmt: skip
     assert got["synthetic light"]["psnr"] == pytest.approx(np.mean([e["psnr"] for e in expected]), abs=1e-4)
+
+
+def test_compare_rain_names_a_misaligned_pair(tmp_path: Path) -> None:
+    for folder, width in (("input", 60), ("target", 50)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(np.full((40, width, 3), 90, np.uint8)).save(tmp_path / folder / "1.png")
+    with pytest.raises(DataError, match=r"input/1\.png is 60x40 but its clean twin .*target/1\.png is 50x40"):
+        synth.compare_rain(tmp_path, "light")
 
 
 @pytest.mark.skipif(not SHARED_RAIN100L.is_dir(), reason="../shared/data/rain100l is absent")
