@@ -256,12 +256,13 @@ def main(argv: list[str] | None = None) -> int:
             _guard(results["steps"], key, lambda b=batch, m=mode: step_figures(args, device, b, **m))
             print(f"{key}: {results['steps'][key]}", flush=True)
             save()
-    for key, fn in (
-        ("precision", lambda: precision_figures(args, device)),
-        ("flops", lambda: flops_figures(args, device, results["steps"])),
-        ("engine", lambda: engine_figures(args, device)),
-        ("budget", lambda: budget_figures(args, device)),
-    ):
+    parts = {
+        "precision": lambda: precision_figures(args, device),
+        "flops": lambda: flops_figures(args, device, results["steps"]),
+        "engine": lambda: engine_figures(args, device),
+        "budget": lambda: budget_figures(args, device),
+    }
+    for key, fn in parts.items():
         _guard(results, key, fn)
         print(f"{key}: {results[key]}", flush=True)
         save()
@@ -275,9 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{key}: {results['steps'][key]}", flush=True)
         save()
     print(_markdown(results))
-    failed = [k for k, v in {**results["steps"], **{k: results[k] for k in ("precision", "flops", "engine",
-              "budget")}}.items() if "error" in v]  # fmt: skip
-    return 1 if failed else 0
+    figures = [*results["steps"].values(), *(results[k] for k in parts)]
+    return 1 if any("error" in r for r in figures) else 0
 
 
 if __name__ == "__main__":

@@ -187,6 +187,23 @@ def test_gpu_check_runs_every_part_as_a_dry_run_on_the_cpu(tmp_path):
     assert "# GPU check on cpu" in (tmp_path / "gpu" / "gpu_check.md").read_text()
 
 
+def test_gpu_check_fails_when_any_part_fails_and_still_writes_the_others(tmp_path, monkeypatch):
+    from benchmarks import gpu_check
+
+    step = {"seconds_per_step": 0.5, "images_per_s": 4.0, "peak_memory_mb": 1.0, "precision": "fp32"}
+    monkeypatch.setattr(gpu_check, "step_figures", lambda *a, **k: dict(step))
+    for name in ("flops_figures", "engine_figures", "budget_figures"):
+        monkeypatch.setattr(gpu_check, name, lambda *a, **k: {})
+    monkeypatch.setattr(gpu_check, "precision_figures", lambda *a, **k: 1 / 0)
+    argv = ["--device", "cpu", "--batches", "2", "--skip-compile", "--out", str(tmp_path)]
+    code = gpu_check.main(argv)
+    results = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert code == 1 and "ZeroDivisionError" in results["precision"]["error"]
+    assert results["steps"]["eager-b2"] == step and results["budget"] == {}
+    monkeypatch.setattr(gpu_check, "precision_figures", lambda *a, **k: {})
+    assert gpu_check.main(argv) == 0
+
+
 def test_reproducibility_compares_histories_exactly():
     from benchmarks import reproducibility
 
