@@ -1,18 +1,18 @@
 """Hand-written autograd kernels for PromptIR's two inner loops: MDTA's transposed attention and GDFN's gate.
 
 ``hw4lib.model`` writes both as the paper does (``Attention`` and ``FeedForward`` with ``fast=False``); this
-module computes the same maths with less memory traffic, and the model uses it by default. Why it is faster
-on CPU, where this project trains:
+module computes the same maths with less memory traffic, and the model uses it by default:
 
-- nothing of image size is copied: q, k and v stay views of the (B, 3C, H, W) qkv tensor, where the plain code
-  rearranges, normalises and multiplies whole copies of them;
-- channels-last memory is read and written in place: with channels last, ``(B, C, H, W)`` is a pixel-major
-  ``(B, H*W, C)`` matrix, so the matrix products need no transposed copies;
-- each backward fills one gradient buffer for its whole input instead of concatenating per-part gradients.
+- channels-last memory is used in place: with channels last, ``(B, C, H, W)`` is a pixel-major ``(B, H*W, C)``
+  matrix, so the products read q, k, v and write their results without transposed copies; the one copy of
+  image size is the division of q and k by their norms (it replaces qkv in what the backward keeps);
+- each product is one ``bmm`` per attention head over the whole batch, so the number of kernel launches does
+  not grow with the batch (on a GPU a step stays compute-bound);
+- nothing is written with ``out=`` into a strided view while ``torch.compile`` traces, so it compiles whole.
 
 ``benchmarks/bench_model.py`` measures the model with these kernels against the official-style module in
 ``benchmarks/official_promptir.py``; ``tests/test_model.py`` checks that both kernels give the plain code's
-outputs and gradients (and pass ``torch.autograd.gradcheck``).
+outputs and gradients (and pass ``torch.autograd.gradcheck``), also under float16 autocast.
 
 This module knows nothing of the model: it imports torch and einops only.
 """
@@ -27,6 +27,8 @@ from einops import rearrange
 from torch.autograd.function import once_differentiable
 
 __all__ = ["gated_gelu", "transposed_attention"]
+
+_EPS = 1e-12  # F.normalize's floor on a norm
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -60,10 +62,96 @@ def _pixel_major(x: torch.Tensor) -> torch.Tensor:
     return rearrange(x, "b c h w -> b (h w) c")
 
 
-def _heads(x: torch.Tensor, part: int, num_heads: int) -> torch.Tensor:
-    """Part ``part`` (q, k, v = 0, 1, 2) of a pixel-major (HW, 3C) qkv matrix as a (head, HW, c) view."""
-    width = x.shape[-1] // 3
-    return rearrange(x[:, part * width : (part + 1) * width], "hw (head c) -> head hw c", head=num_heads)
+def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """L2 norms over dim 1 of a (B, N, C) tensor, as sums of squares over blocks of rows.
+
+    Over this (outer) axis torch's norm kernel is not vectorised, and squaring all of a large tensor at once
+    costs a fresh allocation of its size; blocks of about 4 M elements avoid both.
+    """
+    b, n, c = x.shape
+    rows = max(1, 2**22 // (b * c))
+    total = x.new_zeros((b, c), dtype=dtype)
+    for start in range(0, n, rows):
+        total += x[:, start : start + rows].to(dtype).square().sum(dim=1)
+    return total.sqrt()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# MDTA: transposed attention
+
+
+class _TransposedAttention(torch.autograd.Function):
+    """MDTA core on qkv = (B, 3C, H, W): per head, out = softmax(T * cos(q_i, k_j)) @ v over channels.
+
+    - q and k are divided by their norms over pixels *before* their product, as ``F.normalize`` does: the
+      product holds cosines (|.| <= 1), which half precision holds (raw q . k of the untrained full model
+      exceeds float16's 65,504). The division is computed in float32 and writes q, k and v into one buffer,
+      which the backward keeps instead of qkv;
+    - every product is one ``bmm`` per head over the whole batch, on strided views of that buffer; results go
+      into place by in-place products (``baddbmm_``, ``beta=0``), never by ``out=`` into a strided view;
+    - the small (c, c) maths (norms, softmax and their gradients) runs in at least float32.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, qkv: torch.Tensor, temperature: torch.Tensor, num_heads: int) -> torch.Tensor:
+        b, _, h, _ = qkv.shape
+        x = _pixel_major(_channels_last(qkv))  # b (h w) (3 head c)
+        width = x.shape[-1] // 3
+        acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
+        with torch.autocast(qkv.device.type, enabled=False):
+            norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
+            scale = torch.cat([norms.clamp_min(_EPS).reciprocal(), norms.new_ones(b, width)], 1)
+            unit = torch.empty_like(x)  # q / |q|, k / |k| and v: computed in acc, stored in the dtype of qkv
+            torch.mul(x, scale[:, None], out=unit)
+            q, k, v = (_heads(unit, part, num_heads) for part in range(3))
+            cosine = torch.stack([torch.bmm(qi.mT, ki) for qi, ki in zip(q, k, strict=True)], 1)  # b head c c
+            attn = torch.softmax(cosine.to(acc) * temperature.to(acc), dim=-1)
+            attn_x = attn.to(x.dtype)
+            out = x.new_empty(b, x.shape[1], width)
+            for i, (oi, vi) in enumerate(zip(_heads(out, 0, num_heads, parts=1), v, strict=True)):
+                oi.baddbmm_(vi, attn_x[:, i].mT, beta=0)  # out_pi = sum_j attn_ij v_pj
+        ctx.num_heads = num_heads
+        ctx.save_for_backward(unit, temperature, norms, cosine, attn)  # not qkv: its memory can go
+        return rearrange(out, "b (h w) c -> b c h w", h=h)  # channels-last
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        unit, temperature, norms, cosine, attn = ctx.saved_tensors
+        n = ctx.num_heads
+        width, acc, dtype = unit.shape[-1] // 3, attn.dtype, unit.dtype
+        g = _heads(_pixel_major(_channels_last(grad_out.to(dtype))), 0, n, parts=1)  # b (h w) c per head
+        q, k, v = (_heads(unit, part, n) for part in range(3))
+        with torch.autocast(unit.device.type, enabled=False):
+            grad_attn = torch.stack([torch.bmm(gi.mT, vi) for gi, vi in zip(g, v, strict=True)], 1).to(acc)
+            grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
+            cos = cosine.to(acc)
+            grad_temperature = (grad_logits * cos).sum(dim=(0, 2, 3))
+            grad_cos = grad_logits * temperature.to(acc)  # b head c c
+            # through the normalisation: d(q / |q|) = (dq^ - q^ (q^ . dq^)) / |q|, where q^ . dq^ are the row
+            # sums of dS * S for q (column sums for k); no radial part where a norm was clamped (F.normalize)
+            inv = norms.clamp_min(_EPS).reciprocal()  # b 2C
+            radial = torch.cat([(grad_cos * cos).sum(-1).flatten(1), (grad_cos * cos).sum(-2).flatten(1)], 1)
+            radial = torch.where(norms > _EPS, radial * inv, 0.0)
+            inv = inv.unflatten(1, (2, n, -1))  # b 2 head c
+            grad_q = (grad_cos * inv[:, 0, :, :, None]).to(dtype)  # dS rows / |q_i|
+            grad_k = (grad_cos * inv[:, 1, :, None, :]).to(dtype)  # dS columns / |k_j|
+            grad = torch.empty_like(unit)  # b (h w) 3C
+            grad[..., : 2 * width].copy_(unit[..., : 2 * width]).mul_(-radial[:, None].to(dtype))
+            gq, gk, gv = _heads(grad, 0, n), _heads(grad, 1, n), _heads(grad, 2, n)
+            attn_x = attn.to(dtype)
+            for i in range(n):
+                gq[i].baddbmm_(k[i], grad_q[:, i].mT)  # dq = (k dS^T - q^ r) / |q|
+                gk[i].baddbmm_(q[i], grad_k[:, i])  # dk = (q dS - k^ r) / |k|
+                gv[i].baddbmm_(g[i], attn_x[:, i], beta=0)  # dv = g attn
+        grad_qkv = rearrange(grad, "b (h w) c -> b c h w", h=grad_out.shape[2])
+        return grad_qkv, grad_temperature.view_as(temperature).to(temperature.dtype), None
+
+
+def _heads(x: torch.Tensor, part: int, num_heads: int, parts: int = 3) -> list[torch.Tensor]:
+    """Part ``part`` of a pixel-major (B, N, parts * C) tensor as one (B, N, c) view per head."""
+    width = x.shape[-1] // parts
+    return list(x[..., part * width : (part + 1) * width].chunk(num_heads, dim=-1))
 
 
 def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -87,71 +175,83 @@ def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 class _TransposedAttention(torch.autograd.Function):
     """MDTA core on qkv = (B, 3C, H, W): per head, out = softmax(T * cos(q_i, k_j)) @ v over channels.
 
-    Same maths as the plain code (F.normalize on q and k, then q @ k^T), written so that nothing of image size
-    is copied: q k^T is divided by the outer product of the norms, all products read and write channels-last
-    memory in place, and the backward fills one (B, 3C, H, W) gradient buffer. The products run in the dtype
-    of qkv (half precision under autocast), the small (c, c) maths in at least float32.
+    The plain code's maths, computed on the pixel-major (B, H*W, 3C) view of channels-last qkv:
+
+    - q and k are divided by their norms over pixels *before* their product, as ``F.normalize`` does, so the
+      product holds cosines (|.| <= 1), which half precision represents (raw q . k of the untrained full model
+      exceeds float16's 65,504); that division is the only copy of image size;
+    - every product is one ``bmm`` per head over the whole batch, on strided views: kernel launches do not
+      grow with the batch (a GPU step is not launch-bound), and v and the gradients are never copied;
+    - results go into their place in one buffer by in-place products (``baddbmm_`` with ``beta=0``), never
+      through ``out=`` into a strided view, which ``torch.compile`` cannot trace;
+    - the small (c, c) maths (norms, softmax and their gradients) runs in at least float32.
     """
 
     @staticmethod
     def forward(ctx: Any, qkv: torch.Tensor, temperature: torch.Tensor, num_heads: int) -> torch.Tensor:
-        b, _, h, w = qkv.shape
-        qkv = _channels_last(qkv)
-        x = _pixel_major(qkv)  # b (h w) (3 head c)
+        b, _, h, _ = qkv.shape
+        x = _pixel_major(_channels_last(qkv))  # b (h w) (3 head c)
         width = x.shape[-1] // 3
         acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
         with torch.autocast(qkv.device.type, enabled=False):
             norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
-            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, num_heads, -1))  # b 2 head c
-            scale = temperature.to(acc) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]  # b head c c
-            scores = x.new_empty(scale.shape)  # q_i . k_j
-            for i in range(b):
-                q, k = _heads(x[i], 0, num_heads), _heads(x[i], 1, num_heads)  # head hw c
-                torch.bmm(q.transpose(1, 2), k, out=scores[i])
-            attn = torch.softmax(scores.to(acc) * scale, dim=-1)  # b head c c
+            scale = torch.cat([norms.clamp_min(_EPS).reciprocal(), norms.new_ones(b, width)], 1)
+            unit = torch.empty_like(x)  # q / |q|, k / |k| and v: computed in acc, stored in the dtype of qkv
+            torch.mul(x, scale[:, None], out=unit)
+            q, k, v = (_heads(unit, part, num_heads) for part in range(3))
+            cosine = torch.stack([torch.bmm(qi.mT, ki) for qi, ki in zip(q, k, strict=True)], 1)  # b head c c
+            attn = torch.softmax(cosine.to(acc) * temperature.to(acc), dim=-1)
             attn_x = attn.to(x.dtype)
-            out = x.new_empty(b, h * w, width)
-            for i in range(b):  # out^T = v^T attn^T, written pixel-major
-                out_i = rearrange(out[i], "hw (head c) -> head hw c", head=num_heads)
-                torch.bmm(_heads(x[i], 2, num_heads), attn_x[i].transpose(1, 2), out=out_i)
+            out = x.new_empty(b, x.shape[1], width)
+            for i, (oi, vi) in enumerate(zip(_heads(out, 0, num_heads, parts=1), v, strict=True)):
+                oi.baddbmm_(vi, attn_x[:, i].mT, beta=0)  # out_pi = sum_j attn_ij v_pj
         ctx.num_heads = num_heads
-        ctx.save_for_backward(qkv, temperature, norms, scores, scale, attn)
+        ctx.save_for_backward(unit, temperature, norms, cosine, attn)  # not qkv: its memory can go
         return rearrange(out, "b (h w) c -> b c h w", h=h)  # channels-last
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        qkv, temperature, norms, scores, scale, attn = ctx.saved_tensors
-        n, b = ctx.num_heads, qkv.shape[0]
-        x = _pixel_major(qkv)  # b (h w) 3C
-        g = _pixel_major(_channels_last(grad_out.to(x.dtype)))  # b (h w) C
-        width = x.shape[-1] // 3
-        with torch.autocast(qkv.device.type, enabled=False):
-            grad_x = torch.empty_like(x)
-            grad_attn = x.new_empty(attn.shape)
-            attn_x = attn.to(x.dtype)
-            for i in range(b):
-                g_i = rearrange(g[i], "hw (head c) -> head hw c", head=n)
-                torch.bmm(g_i, attn_x[i], out=_heads(grad_x[i], 2, n))  # dv = g attn
-                torch.bmm(g_i.transpose(1, 2), _heads(x[i], 2, n), out=grad_attn[i])  # dattn = g^T v
-            grad_attn = grad_attn.to(attn.dtype)
+        unit, temperature, norms, cosine, attn = ctx.saved_tensors
+        n = ctx.num_heads
+        width, acc, dtype = unit.shape[-1] // 3, attn.dtype, unit.dtype
+        g = _heads(_pixel_major(_channels_last(grad_out.to(dtype))), 0, n, parts=1)  # b (h w) c per head
+        q, k, v = (_heads(unit, part, n) for part in range(3))
+        with torch.autocast(unit.device.type, enabled=False):
+            grad_attn = torch.stack([torch.bmm(gi.mT, vi) for gi, vi in zip(g, v, strict=True)], 1).to(acc)
             grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
-            grad_scores = grad_logits * scale  # b head c c
-            inv = norms.clamp_min(1e-12).reciprocal().unflatten(1, (2, n, -1))  # b 2 head c
-            cosine = scores.to(attn.dtype) * inv[:, 0, :, :, None] * inv[:, 1, :, None, :]
-            grad_temperature = (grad_logits * cosine).sum(dim=(0, 2, 3)).view_as(temperature)
-            # through the norms: logits = scores * T / (|q_i| |k_j|), and d|q|/dq = q / |q|
-            logit_grad = grad_scores * scores.to(attn.dtype)  # b head c c
-            inv_sq = torch.where(norms > 1e-12, norms.clamp_min(1e-12).pow(-2), 0.0)  # b 2C
-            radial = -torch.cat([logit_grad.sum(-1).flatten(1), logit_grad.sum(-2).flatten(1)], 1) * inv_sq
-            torch.mul(x[..., : 2 * width], radial[:, None, :].to(x.dtype), out=grad_x[..., : 2 * width])
-            grad_scores = grad_scores.to(x.dtype)
-            for i in range(b):  # dq += k dS^T, dk += q dS
-                q, k = _heads(x[i], 0, n), _heads(x[i], 1, n)
-                _heads(grad_x[i], 0, n).baddbmm_(k, grad_scores[i].transpose(1, 2))
-                _heads(grad_x[i], 1, n).baddbmm_(q, grad_scores[i])
-        grad_qkv = rearrange(grad_x, "b (h w) c -> b c h w", h=qkv.shape[2])
-        return grad_qkv, grad_temperature.to(temperature.dtype), None
+            cos = cosine.to(acc)
+            grad_temperature = (grad_logits * cos).sum(dim=(0, 2, 3))
+            grad_cos = grad_logits * temperature.to(acc)  # b head c c
+            # through the normalisation: d(q / |q|) = (dq^ - q^ (q^ . dq^)) / |q|, where q^ . dq^ are the row
+            # sums of dS * S for q (column sums for k); no radial part where a norm was clamped (F.normalize)
+            inv = norms.clamp_min(_EPS).reciprocal()  # b 2C
+            radial = torch.cat([(grad_cos * cos).sum(-1).flatten(1), (grad_cos * cos).sum(-2).flatten(1)], 1)
+            radial = torch.where(norms > _EPS, radial * inv, 0.0)
+            inv = inv.unflatten(1, (2, n, -1))  # b 2 head c
+            grad_q = (grad_cos * inv[:, 0, :, :, None]).to(dtype)  # dS rows / |q_i|
+            grad_k = (grad_cos * inv[:, 1, :, None, :]).to(dtype)  # dS columns / |k_j|
+            grad = torch.empty_like(unit)  # b (h w) 3C
+            grad[..., : 2 * width].copy_(unit[..., : 2 * width]).mul_(-radial[:, None].to(dtype))
+            gq, gk, gv = _heads(grad, 0, n), _heads(grad, 1, n), _heads(grad, 2, n)
+            attn_x = attn.to(dtype)
+            for i in range(n):
+                gq[i].baddbmm_(k[i], grad_q[:, i].mT)  # dq = (k dS^T - q^ r) / |q|
+                gk[i].baddbmm_(q[i], grad_k[:, i])  # dk = (q dS - k^ r) / |k|
+                gv[i].baddbmm_(g[i], attn_x[:, i], beta=0)  # dv = g attn
+        grad_qkv = rearrange(grad, "b (h w) c -> b c h w", h=grad_out.shape[2])
+        return grad_qkv, grad_temperature.view_as(temperature).to(temperature.dtype), None
+
+
+def _heads(x: torch.Tensor, part: int, num_heads: int, parts: int = 3) -> list[torch.Tensor]:
+    """Part ``part`` of a pixel-major (B, N, parts * C) tensor as one (B, N, c) view per head."""
+    width = x.shape[-1] // parts
+    return list(x[..., part * width : (part + 1) * width].chunk(num_heads, dim=-1))
+
+
+def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
+    """Per-head (B, N, c) results side by side along channels: (B, N, C) (one part: itself, no copy)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -159,11 +259,13 @@ class _TransposedAttention(torch.autograd.Function):
 
 
 class _GatedGelu(torch.autograd.Function):
-    """gelu(x1) * x2 for x = cat(x1, x2) along channels; the backward fills one gradient buffer (no cat).
+    """gelu(x1) * x2 for x = cat(x1, x2) along channels.
 
     The gate is copied to dense memory first: in channels-last layout it is the first half of each pixel's
     channels, and torch's erf-based GELU kernels are slower on such strided input than a copy followed by a
-    dense GELU (``benchmarks/bench_model.py`` times the whole model).
+    dense GELU (``benchmarks/bench_model.py`` times the whole model). Eager backward writes both halves of
+    the gradient in place (``out=`` into the halves of one buffer: no concatenation); under
+    ``torch.compile``, which cannot trace ``out=`` into strided views, it concatenates, which Inductor fuses.
     """
 
     @staticmethod
@@ -178,11 +280,20 @@ class _GatedGelu(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         x, gelu_gate = ctx.saved_tensors
         gate, value = x.chunk(2, dim=1)
+        dense_gate = gate if gate.is_contiguous() else gate.clone()
+        grad_gelu = grad * value
+        if _compiling():
+            return torch.cat([torch.ops.aten.gelu_backward(grad_gelu, dense_gate), grad * gelu_gate], dim=1)
         grad_x = torch.empty_like(x)
         grad_gate, grad_value = grad_x.chunk(2, dim=1)
         torch.mul(grad, gelu_gate, out=grad_value)
-        grad_gelu = grad * value
-        dense_gate = gate if gate.is_contiguous() else gate.clone()
         torch.ops.aten.gelu_backward.grad_input(grad_gelu, dense_gate, grad_input=grad_gelu)  # in place
         grad_gate.copy_(grad_gelu)
         return grad_x
+
+
+def _compiling() -> bool:
+    """True while ``torch.compile`` traces (``torch.compiler.is_compiling``; torch < 2.3: its older name)."""
+    compiler = getattr(torch, "compiler", None)
+    check = getattr(compiler, "is_compiling", None) or torch._dynamo.is_compiling
+    return bool(check())

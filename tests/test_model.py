@@ -429,3 +429,62 @@ def test_activation_checkpointing_gives_the_same_loss_and_gradients():
     blocks = [m for m in saved.modules() if type(m).__name__ == "TransformerBlock"]
     assert blocks and all(m.checkpointing for m in blocks)
     assert not any(m.checkpointing for m in saved.set_checkpointing(False).modules() if m in blocks)
+
+
+# ---- the GPU path, proven on the CPU ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_float16_autocast_forward_at_512_px_is_finite_and_close_to_float32(fast):
+    """Raw q . k overflows float16 (65,504) at this size; the kernels normalise q and k first, as the plain
+    code does, so a float16 forward stays finite and close to float32 (CPU autocast stands in for a GPU's)."""
+    torch.manual_seed(0)
+    model = build_model("tiny", fast=fast).eval()
+    x = torch.rand(1, 3, 512, 512, generator=torch.Generator().manual_seed(4))
+    torch.set_num_threads(2)  # float16 convolutions have no fast CPU kernel: the slowest test here
+    with torch.no_grad():
+        reference = model(x)
+        with torch.autocast("cpu", dtype=torch.float16):
+            half = model(x).float()
+    assert torch.isfinite(half).all()
+    assert (half - reference).abs().max().item() < 0.05
+
+
+def _matrix_products(batch: int) -> int:
+    """Matrix-product kernels (mm, bmm, their fused forms) launched by one training step of the tiny model."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.manual_seed(0)
+    model = build_model("tiny").train()
+    x = torch.rand(batch, 3, 32, 32)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        (model(x) - x).abs().mean().backward()
+    products = {"aten::mm", "aten::bmm", "aten::baddbmm", "aten::baddbmm_", "aten::addmm", "aten::addbmm"}
+    return sum(event.count for event in prof.key_averages() if event.key in products)
+
+
+def test_matrix_products_per_step_do_not_grow_with_the_batch():
+    """One bmm per head over the whole batch: a GPU step launches as many products at batch 8 as at 2."""
+    assert _matrix_products(2) == _matrix_products(8) > 0
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_torch_compile_traces_the_model_with_at_most_two_graph_breaks(checkpointing):
+    """``torch._dynamo.explain`` traces forward and the kernels' backward without compiling (no Inductor)."""
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    model = build_model("tiny", checkpointing=checkpointing).train()
+    explanation = torch._dynamo.explain(model)(torch.rand(2, 3, 32, 32))
+    reasons = sorted({r.reason.splitlines()[0] for r in explanation.break_reasons})
+    assert explanation.graph_break_count <= 2, reasons
+    torch._dynamo.reset()
+
+
+def test_the_gate_backward_under_compile_equals_the_eager_one(monkeypatch):
+    """The gate's backward writes in place when eager and concatenates while torch.compile traces."""
+    x = torch.randn(2, 8, 5, 6).contiguous(memory_format=torch.channels_last).requires_grad_()
+    grad = torch.randn(2, 4, 5, 6)
+    eager = torch.autograd.grad(kernels.gated_gelu(x), x, grad)[0]
+    monkeypatch.setattr(kernels, "_compiling", lambda: True)
+    traced = torch.autograd.grad(kernels.gated_gelu(x), x, grad)[0]
+    assert torch.equal(eager, traced)
