@@ -18,8 +18,19 @@ The terms (``LOSS_TERMS``) all compare a prediction with its target, (B, C, H, W
   solutions of the course assignment (``L1 + 0.1 x Sobel edge loss on luma``).
 * ``fft``: L1 between the amplitudes of the orthonormal 2-D FFTs (``torch.fft.rfft2(..., norm="ortho")``):
   penalises missing or extra texture (rain streaks are a narrow band of orientations); blind to shifts.
+* ``berhu``: the reverse Huber loss (Owen 2007): ``|e|`` where ``|e| <= c``, ``(e^2 + c^2) / 2c`` above, with
+  ``c`` a fifth of the batch's largest error (Laina et al., "Deeper Depth Prediction with Fully Convolutional
+  Residual Networks", 3DV 2016): L1 on small errors, squared (MSE-like) on large ones, per pixel, without
+  knowing the degradation type.
 
-Every term runs in float32 with autocast disabled (FFT and SSIM are unreliable in half precision). After each
+A term may be restricted to one degradation type with ``@KIND``: ``"mse@snow+l1_ssim@rain"`` trains snow pairs
+with MSE and rain pairs with L1+SSIM. Each restricted term is averaged over the images of its type and
+weighted by their share of the batch, so the loss is the mean over images of each image's own loss; the call
+then needs each image's type (``loss(pred, target, kinds=...)``). The course data names every pair's type
+(``rain-N.png``), so training knows it; prediction never uses the loss.
+
+Every term runs in float32 with autocast disabled (FFT and SSIM are unreliable in half precision).
+``pytorch_msssim`` is imported only when a spec uses an SSIM term. After each
 call the module keeps the unweighted value of each term in ``last_values`` (detached tensors) for logging.
 """
 
@@ -27,14 +38,16 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pytorch_msssim import ms_ssim as _ms_ssim
-from pytorch_msssim import ssim as _ssim
 from torch import nn
 
-__all__ = ["LOSS_TERMS", "build_loss", "CombinedLoss", "parse_spec", "loss_label"]
+from hw4lib.data import KINDS
+
+__all__ = ["LOSS_TERMS", "build_loss", "CombinedLoss", "parse_spec", "loss_label", "kind_ids"]
 
 LOSS_TERMS: dict[str, str] = {
     "l1": "mean absolute error",
@@ -46,11 +59,13 @@ LOSS_TERMS: dict[str, str] = {
     "edge": "L1 between Sobel gradients of each colour channel",
     "edge_y": "L1 between Sobel gradients of the luma (BT.601 Y)",
     "fft": "L1 between orthonormal FFT amplitudes",
+    "berhu": "reverse Huber: L1 below c, squared above, c = max|e| / 5 (Owen 2007)",
 }
 
 SSIM_WIN = 11  # Wang et al. (2004)
 MS_SSIM_WIN = 7  # 5 scales need (7 - 1) * 16 = 96 px < side
 CHARBONNIER_EPS = 1e-3
+BERHU_FRACTION = 0.2  # c = this share of the batch's largest absolute error (Laina et al. 2016)
 
 
 def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
@@ -61,29 +76,53 @@ def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
 
 
 class LossTerm(nn.Module):
-    """A loss term: checks shapes, turns autocast off, computes in float32."""
+    """A loss term: checks shapes, turns autocast off, computes in float32.
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    ``per_image=True`` returns one value per image (B,), whose mean is the term's value."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, per_image: bool = False) -> torch.Tensor:
         if pred.shape != target.shape or pred.ndim != 4:
             raise ValueError(
                 f"{type(self).__name__}: expected pred and target of the same (B, C, H, W) shape, got "
                 f"{tuple(pred.shape)} and {tuple(target.shape)}"
             )
         with _no_autocast(pred.device.type):
-            return self.compute(pred.float(), target.float())
+            values = self.compute(pred.float(), target.float())
+        return values if per_image else values.mean()
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """One value per image (B,)."""
         raise NotImplementedError
+
+
+def _image_mean(x: torch.Tensor) -> torch.Tensor:
+    return x.flatten(1).mean(dim=1)
+
+
+def _ssim_module() -> Any:
+    import pytorch_msssim  # imported here: only SSIM terms need it (a bare GPU machine may not have it)
+
+    return pytorch_msssim
 
 
 class L1(LossTerm):
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.l1_loss(pred, target)
+        return _image_mean((pred - target).abs())
 
 
 class MSE(LossTerm):
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(pred, target)
+        return _image_mean((pred - target).square())
+
+
+class BerHu(LossTerm):
+    """Reverse Huber: ``|e|`` up to ``c``, ``(e^2 + c^2) / 2c`` beyond (continuous, with slope 1 at ``c``);
+    ``c = BERHU_FRACTION * max |e|`` over the batch, held constant in the gradient."""
+
+    def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        error = (pred - target).abs()
+        c = (BERHU_FRACTION * error.max()).detach().clamp_min(1e-12)
+        return _image_mean(torch.where(error <= c, error, (error.square() + c.square()) / (2 * c)))
 
 
 class Charbonnier(LossTerm):
@@ -92,7 +131,7 @@ class Charbonnier(LossTerm):
         self.eps = eps
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return torch.sqrt((pred - target).pow(2) + self.eps**2).mean()
+        return _image_mean(torch.sqrt((pred - target).pow(2) + self.eps**2))
 
     def extra_repr(self) -> str:
         return f"eps={self.eps:g}"
@@ -113,7 +152,7 @@ class SSIMLoss(LossTerm):
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_size(pred, SSIM_WIN, "ssim")
-        return 1.0 - _ssim(pred, target, data_range=1.0, win_size=SSIM_WIN)
+        return 1.0 - _ssim_module().ssim(pred, target, data_range=1.0, win_size=SSIM_WIN, size_average=False)
 
 
 class MSSSIMLoss(LossTerm):
@@ -121,7 +160,8 @@ class MSSSIMLoss(LossTerm):
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_size(pred, (MS_SSIM_WIN - 1) * 16, "ms_ssim", strict=True)
-        return 1.0 - _ms_ssim(pred, target, data_range=1.0, win_size=MS_SSIM_WIN)
+        msssim = _ssim_module().ms_ssim
+        return 1.0 - msssim(pred, target, data_range=1.0, win_size=MS_SSIM_WIN, size_average=False)
 
 
 class L1SSIM(LossTerm):
@@ -135,8 +175,8 @@ class L1SSIM(LossTerm):
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_size(pred, SSIM_WIN, "l1_ssim")
-        ssim_value = _ssim(pred, target, data_range=1.0, win_size=SSIM_WIN)
-        return self.alpha * (1.0 - ssim_value) + (1.0 - self.alpha) * F.l1_loss(pred, target)
+        ssim = _ssim_module().ssim(pred, target, data_range=1.0, win_size=SSIM_WIN, size_average=False)
+        return self.alpha * (1.0 - ssim) + (1.0 - self.alpha) * _image_mean((pred - target).abs())
 
     def extra_repr(self) -> str:
         return f"alpha={self.alpha:g}"
@@ -156,7 +196,11 @@ class EdgeLoss(LossTerm):
 
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         _check_size(pred, 3, "edge")
-        return F.l1_loss(self.gradients(pred), self.gradients(target))
+        return self._per_image(self.gradients(pred), self.gradients(target), pred.shape[0])
+
+    @staticmethod
+    def _per_image(grad_pred: torch.Tensor, grad_target: torch.Tensor, b: int) -> torch.Tensor:
+        return (grad_pred - grad_target).abs().reshape(b, -1).mean(dim=1)
 
 
 class LumaEdgeLoss(EdgeLoss):
@@ -172,7 +216,7 @@ class LumaEdgeLoss(EdgeLoss):
             raise ValueError(f"the edge_y loss needs RGB images (3 channels), got {pred.shape[1]}")
         w = self.luma.to(pred.dtype)
         y_pred, y_target = (x.mul(w).sum(dim=1, keepdim=True) for x in (pred, target))
-        return F.l1_loss(self.gradients(y_pred), self.gradients(y_target))
+        return self._per_image(self.gradients(y_pred), self.gradients(y_target), pred.shape[0])
 
 
 class FFTLoss(LossTerm):
@@ -181,7 +225,7 @@ class FFTLoss(LossTerm):
     def compute(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         amp_pred = torch.fft.rfft2(pred, norm="ortho").abs()
         amp_target = torch.fft.rfft2(target, norm="ortho").abs()
-        return F.l1_loss(amp_pred, amp_target)
+        return _image_mean((amp_pred - amp_target).abs())
 
 
 def _make_term(name: str, alpha: float) -> LossTerm:
@@ -195,60 +239,106 @@ def _make_term(name: str, alpha: float) -> LossTerm:
         "edge": EdgeLoss,
         "edge_y": LumaEdgeLoss,
         "fft": FFTLoss,
+        "berhu": BerHu,
     }
     return factories[name]()
 
 
 _NUMBER = r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_TERM_RE = re.compile(rf"^(?:(?P<weight>{_NUMBER})\s*\*\s*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)$")
+_TERM_RE = re.compile(
+    rf"^(?:(?P<weight>{_NUMBER})\s*\*\s*)?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:\s*@\s*(?P<kind>[A-Za-z]+))?$"
+)
 
 
 def _spec_error(spec: str, why: str) -> ValueError:
     known = ", ".join(LOSS_TERMS)
     return ValueError(
         f"bad loss spec {spec!r}: {why}. Known terms: {known}. "
-        "Write a sum of optionally weighted terms: 'l1', 'l1+0.1*edge', 'charbonnier+0.05*edge+0.1*fft'."
+        "Write a sum of optionally weighted terms: 'l1', 'l1+0.1*edge', 'charbonnier+0.05*edge+0.1*fft'; "
+        f"a term may apply to one degradation type: 'mse@snow+l1@rain' (types: {', '.join(KINDS)})."
     )
 
 
-def parse_spec(spec: str) -> list[tuple[float, str]]:
-    """``"l1+0.1*edge"`` -> ``[(1.0, "l1"), (0.1, "edge")]``; ``ValueError`` listing the known terms."""
+def parse_spec(spec: str) -> list[tuple[float, str, str | None]]:
+    """``"l1+0.1*edge@rain"`` -> ``[(1.0, "l1", None), (0.1, "edge", "rain")]``; ``ValueError`` listing the
+    known terms."""
     if not isinstance(spec, str) or not spec.strip():
         raise _spec_error(str(spec), "it is empty")
-    terms: list[tuple[float, str]] = []
+    terms: list[tuple[float, str, str | None]] = []
     for part in re.split(r"(?<![0-9][eE])\+", spec):  # "+" splits terms, except inside "1e+2"
         m = _TERM_RE.match(part.strip())
         if m is None:
             raise _spec_error(spec, f"cannot read the term {part.strip()!r}")
-        name = m["name"].lower()
+        name, kind = m["name"].lower(), m["kind"].lower() if m["kind"] else None
         if name not in LOSS_TERMS:
             raise _spec_error(spec, f"unknown term {name!r}")
+        if kind is not None and kind not in KINDS:
+            raise _spec_error(spec, f"unknown degradation type {kind!r} in {part.strip()!r}")
         weight = float(m["weight"]) if m["weight"] is not None else 1.0
         if weight <= 0:
             raise _spec_error(spec, f"the weight of {name!r} must be positive")
-        if any(name == seen for _, seen in terms):
-            raise _spec_error(spec, f"the term {name!r} appears twice")
-        terms.append((weight, name))
+        if any(name == seen and kind == seen_kind for _, seen, seen_kind in terms):
+            raise _spec_error(spec, f"the term {_key(name, kind)!r} appears twice")
+        terms.append((weight, name, kind))
     return terms
 
 
-class CombinedLoss(nn.Module):
-    """A weighted sum of loss terms; ``spec`` is the normalised spec string, ``terms`` the term modules."""
+def _key(name: str, kind: str | None) -> str:
+    return name if kind is None else f"{name}@{kind}"
 
-    def __init__(self, weighted_terms: list[tuple[float, str]], alpha: float = 0.84) -> None:
+
+def kind_ids(kinds: torch.Tensor | Sequence[str], device: torch.device | str | None = None) -> torch.Tensor:
+    """Each image's degradation type as its index in ``KINDS`` (a LongTensor), from names or indices."""
+    if isinstance(kinds, torch.Tensor):
+        return kinds.to(device=device, dtype=torch.long)
+    unknown = sorted({k for k in kinds if k not in KINDS})
+    if unknown:
+        raise ValueError(f"unknown degradation type(s) {unknown}; known: {', '.join(KINDS)}")
+    return torch.tensor([KINDS.index(k) for k in kinds], dtype=torch.long, device=device)
+
+
+class CombinedLoss(nn.Module):
+    """A weighted sum of loss terms; ``spec`` is the normalised spec string, ``terms`` the term modules
+    (keyed ``name`` or ``name@kind``)."""
+
+    def __init__(self, weighted_terms: list[tuple[float, str, str | None]], alpha: float = 0.84) -> None:
         super().__init__()
-        self.weights = {name: weight for weight, name in weighted_terms}
-        self.terms = nn.ModuleDict({name: _make_term(name, alpha) for _, name in weighted_terms})
-        self.spec = "+".join(name if w == 1.0 else f"{w:g}*{name}" for w, name in weighted_terms)
+        self.weights = {_key(name, kind): weight for weight, name, kind in weighted_terms}
+        self.kinds = {_key(name, kind): kind for _, name, kind in weighted_terms}
+        self.terms = nn.ModuleDict({_key(n, k): _make_term(n, alpha) for _, n, k in weighted_terms})
+        self.spec = "+".join(
+            _key(name, kind) if w == 1.0 else f"{w:g}*{_key(name, kind)}" for w, name, kind in weighted_terms
+        )
         self.last_values: dict[str, torch.Tensor] = {}
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    @property
+    def needs_kinds(self) -> bool:
+        """True when a term applies to one degradation type only: the call needs ``kinds``."""
+        return any(kind is not None for kind in self.kinds.values())
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, kinds: torch.Tensor | Sequence[str] | None = None
+    ) -> torch.Tensor:
+        """The loss of a batch; ``kinds``: each image's type (names or ``KINDS`` indices), needed when a term
+        is restricted to a type. Terms of a type count their images' share of the batch (no host sync)."""
+        ids = None
+        if self.needs_kinds:
+            if kinds is None:
+                raise ValueError(f"the loss {self.spec!r} applies terms to one degradation type: pass kinds=")
+            ids = kind_ids(kinds, pred.device)
         total: torch.Tensor | None = None
         values = {}
-        for name, term in self.terms.items():
-            value = term(pred, target)
-            values[name] = value.detach()
-            weighted = self.weights[name] * value
+        for key, term in self.terms.items():
+            kind = self.kinds[key]
+            if kind is None:
+                value = contribution = term(pred, target)
+            else:
+                mask = (ids == KINDS.index(kind)).float()
+                summed = (term(pred, target, per_image=True) * mask).sum()
+                contribution = summed / pred.shape[0]  # this type's share of the batch mean
+                value = summed / mask.sum().clamp_min(1.0)  # the term over its images, for logs
+            values[key] = value.detach()
+            weighted = self.weights[key] * contribution
             total = weighted if total is None else total + weighted
         self.last_values = values
         assert total is not None
@@ -259,23 +349,26 @@ class CombinedLoss(nn.Module):
 
 
 def build_loss(spec: str, alpha: float = 0.84) -> CombinedLoss:
-    """The loss for a spec such as ``"l1"`` or ``"l1+0.1*edge"``; ``alpha`` weights SSIM in ``l1_ssim``."""
+    """The loss for a spec such as ``"l1"``, ``"l1+0.1*edge"`` or ``"mse@snow+l1_ssim@rain"``; ``alpha``
+    weights SSIM in ``l1_ssim``."""
     return CombinedLoss(parse_spec(spec), alpha=alpha)
 
 
 _LABELS = {
     "l1": "L1", "l1_ssim": "L1+SSIM", "mse": "MSE", "charbonnier": "Charbonnier", "ssim": "SSIM",
-    "ms_ssim": "MS-SSIM", "edge": "Edge", "edge_y": "Edge(Y)", "fft": "FFT",
+    "ms_ssim": "MS-SSIM", "edge": "Edge", "edge_y": "Edge(Y)", "fft": "FFT", "berhu": "BerHu",
 }  # fmt: skip
 
 
 def loss_label(spec: str) -> str:
-    """Display name of a loss spec: ``l1_ssim`` -> ``L1+SSIM``, ``l1+0.1*edge`` -> ``L1 + 0.1*Edge``."""
+    """Display name of a loss spec: ``l1_ssim`` -> ``L1+SSIM``, ``l1+0.1*edge`` -> ``L1 + 0.1*Edge``,
+    ``mse@snow+l1@rain`` -> ``MSE (snow) + L1 (rain)``."""
     if spec in _LABELS:
         return _LABELS[spec]
     parts = []
     for term in spec.split("+"):
-        weight, _, name = term.rpartition("*")
-        name = _LABELS.get(name.strip(), name.strip())
+        weight, _, rest = term.rpartition("*")
+        name, _, kind = rest.partition("@")
+        name = _LABELS.get(name.strip(), name.strip()) + (f" ({kind.strip()})" if kind else "")
         parts.append(f"{weight.strip()}*{name}" if weight else name)
     return " + ".join(parts)

@@ -1,20 +1,23 @@
 """Image quality metrics as the leaderboard computes them: PSNR per image, then the mean over images.
 
 PSNR of identical images is infinite; it is capped at ``PSNR_CAP`` (100 dB) so averages stay finite.
-SSIM uses the Gaussian window of Wang et al. (2004): 11 px, sigma 1.5; both image sides must be at least
-11 px (64x64 training crops are fine). Inputs are not clamped: clamp model outputs to [0, 1] first, as
-saving an image does.
+SSIM is Wang et al.'s (2004): an 11 px Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, the mean of the map
+over the window's valid positions; both image sides must be at least 11 px (64x64 training crops are fine).
+It is computed here, in the same steps as pytorch-msssim (a test holds the two equal), because validation
+must run where only PyTorch is installed (a bare GPU machine); the SSIM *loss* terms use pytorch-msssim.
+Inputs are not clamped: clamp model outputs to [0, 1] first, as saving an image does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-from pytorch_msssim import ssim as _ssim
+import torch.nn.functional as F
 
 __all__ = ["PSNR_CAP", "psnr", "ssim", "psnr_uint8"]
 
 PSNR_CAP = 100.0  # dB; what identical images score (an MSE below 1e-10 on [0, 1] images)
+SSIM_SIGMA, SSIM_K1, SSIM_K2 = 1.5, 0.01, 0.03  # Wang et al. (2004)
 
 
 def _precise(t: torch.Tensor) -> torch.Tensor:
@@ -63,7 +66,7 @@ def ssim(
     reduction: str = "mean",
     win_size: int = 11,
 ) -> torch.Tensor:
-    """SSIM of each image (mean over channels), by pytorch-msssim with an 11 px Gaussian window (sigma 1.5).
+    """SSIM of each image (mean over channels) with a ``win_size`` px Gaussian window (sigma 1.5).
 
     Both image sides must be at least ``win_size`` px; pass an odd ``win_size`` such as 7 for smaller crops.
     """
@@ -73,9 +76,21 @@ def ssim(
             f"ssim: {pred.shape[-1]}x{pred.shape[-2]} px images are smaller than the {win_size} px window; "
             "use larger crops or a smaller odd win_size (e.g. 7)"
         )
-    values = _ssim(
-        _precise(pred), _precise(target), data_range=data_range, size_average=False, win_size=win_size
-    )
+    x, y = _precise(pred), _precise(target)
+    coords = torch.arange(win_size, dtype=torch.float32) - win_size // 2  # float32, as pytorch-msssim has it
+    window = torch.exp(-(coords**2) / (2 * SSIM_SIGMA**2))
+    window = (window / window.sum()).to(x).repeat(x.shape[1], 1, 1, 1)  # one 1-D window per channel
+
+    def blur(t: torch.Tensor) -> torch.Tensor:  # separable Gaussian (rows, then columns), valid part only
+        t = F.conv2d(t, window.view(-1, 1, win_size, 1), groups=t.shape[1])
+        return F.conv2d(t, window.view(-1, 1, 1, win_size), groups=t.shape[1])
+
+    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    mu_xx, mu_yy, mu_xy = mu_x.pow(2), mu_y.pow(2), mu_x * mu_y
+    var_x, var_y, cov = blur(x * x) - mu_xx, blur(y * y) - mu_yy, blur(x * y) - mu_xy
+    contrast_structure = (2 * cov + c2) / (var_x + var_y + c2)
+    values = (((2 * mu_xy + c1) / (mu_xx + mu_yy + c1)) * contrast_structure).flatten(2).mean(-1).mean(1)
     return _reduce(values, reduction)
 
 

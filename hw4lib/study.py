@@ -47,6 +47,7 @@ __all__ = [
     "default_rain100l",
     "build_study_dataset",
     "study_jobs",
+    "scale_jobs",
     "run_study",
 ]
 
@@ -201,10 +202,15 @@ def _input_psnr(pairs: list[Pair]) -> dict[str, dict[str, float]]:
 # the protocol: four losses x three seeds at the same compute, and one loss at four computes
 
 STUDY_RECIPE = "study"  # hw4lib.config.RECIPES["study"]: the same fixed steps for every run
-STUDY_LOSSES = ("l1", "mse", "l1_ssim", "l1+0.1*edge_y")  # the seed solution's three + the public winners'
+# the seed solution's three, the public winners' edge term, and two losses that test the study's own
+# hypothesis (MSE helps heavily degraded images, L1 the light ones): by type (the course names each pair's
+# type) and by error size per pixel (the reverse Huber loss, which needs no type)
+STUDY_LOSSES = ("l1", "mse", "l1_ssim", "l1+0.1*edge_y", "mse@snow+l1_ssim@rain", "berhu")
 STUDY_SEEDS = (0, 1, 2)
 COMPUTE_STEPS = (6, 12, 25)  # steps per epoch of the compute series (the study runs themselves have 50)
 COMPUTE_LOSS = "l1"
+SCALE_LOSSES = ("l1", "mse", "l1_ssim")  # the seed solution's three, at SCALE x the study's steps
+SCALE = 4
 
 
 def study_jobs(
@@ -217,7 +223,7 @@ def study_jobs(
     """The study's runs: ``<prefix>-<loss>-s<seed>`` for every loss and seed, then the compute series
     ``<prefix>-steps<N>-<loss>-s<seed>`` (the same recipe cut to ``N`` steps per epoch, so each run still
     completes its warm-up and cosine)."""
-    base = {"recipe": STUDY_RECIPE, "data_dir": data_dir, "min_gain_db": None}  # every loss is reported
+    base = _base(data_dir)
     jobs = [
         Job(variant_name(prefix, f"{loss}-s{seed}"), loss, {**base, "seed": seed})
         for seed in seeds
@@ -231,6 +237,31 @@ def study_jobs(
             for seed in seeds
         ]  # fmt: skip
     return jobs
+
+
+def scale_jobs(
+    data_dir: str = STUDY_DIR,
+    prefix: str = "study",
+    losses: tuple[str, ...] = SCALE_LOSSES,
+    seeds: tuple[int, ...] = STUDY_SEEDS,
+    scale: int = SCALE,
+) -> list[Job]:
+    """The study's losses at ``scale`` times its steps: ``<prefix>-steps<N>-<loss>-s<seed>``, the same recipe
+    with ``scale`` times the epochs (same steps per epoch, warm-up and validation every 2 epochs, so the same
+    number of steps between validations; the cosine spans the longer run)."""
+    recipe = RECIPES[STUDY_RECIPE]
+    epochs = scale * recipe["epochs"]
+    steps = epochs * recipe["max_train_steps"]
+    return [
+        Job(variant_name(prefix, f"steps{steps}-{loss}-s{seed}"), loss, {**_base(data_dir), "seed": seed,
+            "epochs": epochs})
+        for seed in seeds
+        for loss in losses
+    ]  # fmt: skip
+
+
+def _base(data_dir: str) -> dict[str, Any]:
+    return {"recipe": STUDY_RECIPE, "data_dir": data_dir, "min_gain_db": None}  # every loss is reported
 
 
 def run_study(

@@ -53,7 +53,7 @@ from hw4lib.data import (
 )
 from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
 from hw4lib.io import save_png_atomic, write_json_atomic
-from hw4lib.losses import build_loss
+from hw4lib.losses import build_loss, kind_ids
 from hw4lib.metrics import psnr
 from hw4lib.model import build_model, count_parameters
 from hw4lib.planning import Plan, default_recipe, plan_budget, plan_epochs, refusal
@@ -214,10 +214,12 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
             f"images in one batch differ in size ({names}): train on crops (patch_size, e.g. 128) "
             "or use batch_size 1 for whole images"
         )
+    kinds = [item["kind"] for item in items]
     return {
         "degraded": torch.stack([item["degraded"] for item in items]),
         "clean": torch.stack([item["clean"] for item in items]),
-        "kind": [item["kind"] for item in items],
+        "kind": kinds,
+        "kind_id": kind_ids(kinds),  # for losses that treat the types differently (``mse@snow+l1@rain``)
         "name": [item["name"] for item in items],
     }
 
@@ -633,7 +635,7 @@ def _step(r: _Run, batch: dict[str, Any]) -> torch.Tensor:
     y = to_float(batch["clean"].to(r.device, non_blocking=True))
     with autocast(r.device, r.amp_dtype):
         out = r.train_model(x)
-    loss = r.criterion(out.float(), y)
+    loss = r.criterion(out.float(), y, kinds=batch["kind_id"].to(r.device, non_blocking=True))
     r.optimizer.zero_grad(set_to_none=True)
     r.scaler.scale(loss).backward()
     if r.config.grad_clip > 0:
@@ -961,6 +963,7 @@ def _metrics(r: _Run, wall: float, complete: bool) -> dict[str, Any]:
             "images_per_s": float(np.median(timed)) if timed else nan,
             "device": str(device.type if device.type == "cpu" else torch.cuda.get_device_name(device)),
             "world_size": r.ddp.world,
+            "threads": torch.get_num_threads(),  # CPU runs repeat bit for bit with the same number
             "precision": precision_name(r.amp_dtype),
             "loss": config.loss,
             "recipe": config.recipe,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from hw4lib.losses import LOSS_TERMS, build_loss, parse_spec
+from hw4lib.losses import LOSS_TERMS, build_loss, loss_label, parse_spec
 from hw4lib.metrics import ssim
 
 
@@ -95,11 +95,14 @@ def test_spec_parsing_and_weights():
     assert "spec='l1+0.1*edge'" in repr(combo)
     three = build_loss("charbonnier+0.05*edge+0.1*fft")
     assert three.weights == {"charbonnier": 1.0, "edge": 0.05, "fft": 0.1}
-    assert parse_spec("1e-2*FFT+2*l1") == [(0.01, "fft"), (2.0, "l1")]
-    assert parse_spec("1e+2*mse+edge") == [(100.0, "mse"), (1.0, "edge")]
+    assert parse_spec("1e-2*FFT+2*l1") == [(0.01, "fft", None), (2.0, "l1", None)]
+    assert parse_spec("1e+2*mse+edge") == [(100.0, "mse", None), (1.0, "edge", None)]
+    assert parse_spec("mse@snow + 0.5*l1_ssim @ rain") == [(1.0, "mse", "snow"), (0.5, "l1_ssim", "rain")]
 
 
-@pytest.mark.parametrize("spec", ["l2", "", "l1+", "l1+l1", "0*edge", "-1*l1", "edge*0.1", "l1 edge"])
+@pytest.mark.parametrize(
+    "spec", ["l2", "", "l1+", "l1+l1", "0*edge", "-1*l1", "edge*0.1", "l1 edge", "l1@fog", "l1@rain+l1@rain"]
+)
 def test_bad_spec_lists_known_terms(spec):
     with pytest.raises(ValueError) as err:
         build_loss(spec)
@@ -150,3 +153,50 @@ def test_luma_edge_loss_sees_brightness_edges_not_colour_swaps():
     assert float(edge_y(red, flat)) == pytest.approx(0.299 / 30, rel=1e-4)
     assert float(edge_y(blue, flat)) == pytest.approx(0.114 / 30, rel=1e-4)
     assert float(build_loss("edge")(red, flat)) == pytest.approx(float(build_loss("edge")(blue, flat)))
+
+
+def test_a_term_restricted_to_a_type_is_its_images_share_of_the_batch_mean():
+    x, y = _images((4, 3, 16, 16), seed=0), _images((4, 3, 16, 16), seed=1)
+    kinds = ["rain", "snow", "snow", "rain"]
+    loss = build_loss("mse@snow+l1@rain")
+    per_image = [float(((x[i] - y[i]).square() if k == "snow" else (x[i] - y[i]).abs()).mean())
+                 for i, k in enumerate(kinds)]  # fmt: skip
+    assert float(loss(x, y, kinds=kinds)) == pytest.approx(sum(per_image) / 4, rel=1e-6)
+    # the same with the types as indices (what training passes), and each term logged over its own images
+    assert float(loss(x, y, kinds=torch.tensor([0, 1, 1, 0]))) == pytest.approx(sum(per_image) / 4, rel=1e-6)
+    assert float(loss.last_values["mse@snow"]) == pytest.approx((per_image[1] + per_image[2]) / 2, rel=1e-6)
+    # a batch of one type: the other type's term contributes nothing
+    assert float(loss(x[:1], y[:1], kinds=["rain"])) == pytest.approx(per_image[0], rel=1e-6)
+    with pytest.raises(ValueError, match="kinds="):
+        loss(x, y)
+    with pytest.raises(ValueError, match="unknown degradation type"):
+        loss(x, y, kinds=["rain", "fog", "snow", "rain"])
+    assert build_loss("l1_ssim@rain").spec == "l1_ssim@rain" and not build_loss("l1").needs_kinds
+
+
+def test_berhu_is_l1_on_small_errors_and_squared_on_large_ones():
+    target = torch.zeros(1, 1, 1, 5)
+    pred = torch.tensor([0.0, 0.1, 0.2, 0.5, 1.0]).view(1, 1, 1, 5)  # c = 0.2 * 1.0 = 0.2
+    c = 0.2
+    expected = [0.0, 0.1, 0.2, (0.25 + c * c) / (2 * c), (1.0 + c * c) / (2 * c)]
+    assert float(build_loss("berhu")(pred, target)) == pytest.approx(sum(expected) / 5, rel=1e-6)
+    assert loss_label("berhu") == "BerHu"
+
+
+def test_l1_and_edge_losses_need_no_pytorch_msssim(tmp_path):
+    """A bare GPU machine may lack pytorch-msssim: only SSIM loss terms import it (the metric is our own)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch; sys.modules['pytorch_msssim'] = None\n"
+        "from hw4lib.losses import build_loss\n"
+        "x = torch.rand(1, 3, 16, 16)\n"
+        "print(float(build_loss('l1+0.1*edge_y')(x, x * 0.5)))\n"
+        "from hw4lib import metrics, train\n"  # validation scores SSIM without it
+        "print(float(metrics.ssim(x, x * 0.5)))\n"
+        "try:\n    build_loss('l1_ssim')(x, x)\nexcept ImportError:\n    print('ssim needs it')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "ssim needs it"

@@ -79,3 +79,15 @@ def test_ssim_values():
     with pytest.raises(ValueError, match="window"):
         ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     assert ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8), win_size=7).shape == ()
+
+
+def test_ssim_equals_pytorch_msssim_bit_for_bit():
+    """The metric is computed here so validation needs no optional package; it must stay pytorch-msssim's."""
+    pytorch_msssim = pytest.importorskip("pytorch_msssim")
+    generator = torch.Generator().manual_seed(0)
+    for shape, win in (((2, 3, 64, 48), 11), ((1, 3, 20, 20), 7), ((3, 1, 33, 40), 11)):
+        x = torch.rand(shape, generator=generator, dtype=torch.float64)
+        y = (x + 0.1 * torch.randn(shape, generator=generator, dtype=torch.float64)).clamp(0, 1)
+        ours = ssim(x, y, reduction="none", win_size=win)
+        theirs = pytorch_msssim.ssim(x, y, data_range=1.0, size_average=False, win_size=win)
+        assert torch.equal(ours, theirs)

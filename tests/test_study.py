@@ -195,8 +195,9 @@ def test_the_study_protocol_runs_every_loss_and_seed_at_the_same_compute_and_one
     jobs = study_jobs("data/study")
     main = [j for j in jobs if "-steps" not in j.name]
     series = [j for j in jobs if "-steps" in j.name]
-    assert len(main) == len(STUDY_LOSSES) * len(STUDY_SEEDS) == 12
-    assert {j.name for j in main} >= {"study-l1-s0", "study-mse-s2", "study-l1_0.1_edge_y-s1"}
+    assert len(main) == len(STUDY_LOSSES) * len(STUDY_SEEDS) == 18
+    assert {j.name for j in main} >= {"study-l1-s0", "study-mse-s2", "study-l1_0.1_edge_y-s1",
+                                      "study-mse_snow_l1_ssim_rain-s0", "study-berhu-s2"}  # fmt: skip
     assert all(j.parameters["recipe"] == "study" and "max_train_steps" not in j.parameters for j in main)
     assert [j.parameters["seed"] for j in main if j.loss == "mse"] == list(STUDY_SEEDS)
     epochs = RECIPES["study"]["epochs"]
@@ -204,3 +205,15 @@ def test_the_study_protocol_runs_every_loss_and_seed_at_the_same_compute_and_one
     assert {j.name for j in series} >= {f"study-steps{COMPUTE_STEPS[0] * epochs}-l1-s0"}
     assert all(j.loss == "l1" and j.parameters["min_gain_db"] is None for j in series)
     assert max(COMPUTE_STEPS) < RECIPES["study"]["max_train_steps"]  # the full runs are the largest point
+
+
+def test_the_scale_series_runs_the_seed_solutions_losses_at_four_times_the_steps():
+    from hw4lib.config import RECIPES
+    from hw4lib.study import SCALE_LOSSES, STUDY_SEEDS, scale_jobs
+
+    jobs = scale_jobs("data/study")
+    recipe = RECIPES["study"]
+    assert len(jobs) == len(SCALE_LOSSES) * len(STUDY_SEEDS) == 9
+    assert {j.loss for j in jobs} == {"l1", "mse", "l1_ssim"}
+    assert all(j.parameters["epochs"] == 4 * recipe["epochs"] for j in jobs)
+    assert {j.name for j in jobs} >= {f"study-steps{4 * recipe['epochs'] * recipe['max_train_steps']}-mse-s1"}
