@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test lint demo demo-data study report publish-demo publish-study lab bench clean-runs
+.PHONY: install test lint demo demo-data study study-scale report publish-demo publish-study lab bench clean-runs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,7 +37,11 @@ demo: demo-data
 # the loss study: 4 losses x 3 seeds + a compute series on real photographs, the long one (each run prints its plan);
 # resumable; writes only runs/ (report: runs/study-report)
 study: $(STAMP)
-	$(PY) -m hw4lib experiments --study
+	$(PY) -m hw4lib study
+
+# the scale series: the seed solution's three losses at 4x the study's steps, 3 seeds each (resumable)
+study-scale: $(STAMP)
+	$(PY) -m hw4lib study --scale
 
 # rebuild the committed reports from their committed snapshots (no checkpoints or data needed)
 report: $(STAMP)

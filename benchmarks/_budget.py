@@ -25,12 +25,11 @@ import torch.nn as nn
 
 from hw4lib.config import TrainConfig
 from hw4lib.data import Pair
-from hw4lib.io import write_json_atomic
-from hw4lib.paths import output, relative
+from hw4lib.paths import output, relative, write_json_atomic
 from hw4lib.planning import BUDGET_EPOCHS
 from hw4lib.runs import CONFIG, load_model
 from hw4lib.scoring import ScoreResult, samples_from_pairs, score_model
-from hw4lib.train import fit, validation_split
+from hw4lib.train import fit
 
 CONFIG_KEYS = ("recipe", "preset", "loss", "lr", "min_lr", "batch_size", "patch_size", "patches_per_image",
                "augment", "warmup_epochs", "ema", "grad_clip", "identity_init", "weight_decay", "seed")
@@ -116,7 +115,7 @@ def train_for_budget(config: TrainConfig, budget_s: float, max_steps: int | None
         planned_steps=int(m["steps_planned"]), planned_epochs=int(m["epochs_planned"]),
         steps_per_epoch=int(result.plan["steps_per_epoch"]), schedule_complete=bool(m["complete"]),
         probe_s_per_step=result.plan["step_s"], estimated_s=m["estimated_seconds"],
-        n_train=len(validation_split(config)[0]), peak_mem_mb=peak_mem_mb(),
+        n_train=len(config.split()[0]), peak_mem_mb=peak_mem_mb(),
         loop_steps_per_s=float(history["images_per_s"].median()) / config.batch_size,
     )
 

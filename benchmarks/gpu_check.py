@@ -36,8 +36,8 @@ from benchmarks import bench_train
 from hw4lib import paths
 from hw4lib.config import make_config, parse_duration
 from hw4lib.device import amp_dtype, autocast, resolve_device
-from hw4lib.io import write_json_atomic, write_text_atomic
 from hw4lib.model import build_model
+from hw4lib.paths import write_json_atomic, write_text_atomic
 from hw4lib.synth import ensure_demo_dataset
 from hw4lib.train import fit
 

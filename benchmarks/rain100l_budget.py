@@ -33,8 +33,7 @@ from benchmarks._budget import (
 from hw4lib.config import make_config
 from hw4lib.data import DataError, Pair
 from hw4lib.importers import import_pairs
-from hw4lib.io import write_json_atomic
-from hw4lib.paths import resolve
+from hw4lib.paths import resolve, write_json_atomic
 from hw4lib.runs import LAST, load_model
 
 DEFAULT_RAIN100L = "../shared/data/rain100l"

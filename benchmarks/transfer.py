@@ -36,8 +36,7 @@ from benchmarks._budget import (
 from hw4lib.config import make_config
 from hw4lib.data import DataError, Pair, find_pairs
 from hw4lib.importers import find_source_pairs
-from hw4lib.io import write_json_atomic
-from hw4lib.paths import data_dir, relative, resolve
+from hw4lib.paths import data_dir, relative, resolve, write_json_atomic
 from hw4lib.synth import MANIFEST as SYNTH_MANIFEST
 from hw4lib.synth import generate_demo_dataset
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from hw4lib import paths
-from hw4lib.io import write_text_atomic
+from hw4lib.data import Pair, validation_split
 from hw4lib.model import PRESETS
+from hw4lib.paths import write_text_atomic
 
 __all__ = [
     "TrainConfig",
@@ -158,6 +159,14 @@ class TrainConfig:
         except json.JSONDecodeError as err:
             raise ValueError(f"{path} is not valid JSON ({err}); fix or regenerate it") from err
         return cls.from_dict(data, str(path))
+
+    def split(
+        self, data_dir: str | os.PathLike[str] | None = None
+    ) -> tuple[list[Pair], list[Pair], list[Pair], Path]:
+        """The run's data split (:func:`hw4lib.data.validation_split` with its settings): training pairs,
+        validation pairs, the validation pairs it scores, and the data folder (``data_dir`` overrides)."""
+        root = self.data_dir if data_dir is None else data_dir
+        return validation_split(root, self.val_fraction, self.seed, self.val_max_images)
 
     def resolved_run_dir(self) -> Path:
         return paths.output(self.run_dir) if self.run_dir else paths.runs_dir() / self.name

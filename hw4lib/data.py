@@ -25,6 +25,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import csv
+import os
 import re
 import warnings
 import zlib
@@ -33,17 +34,21 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from hw4lib import paths
 from hw4lib.metrics import psnr_uint8
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 __all__ = [
     "KINDS",
+    "MANIFEST",
     "IMAGE_SUFFIXES",
     "DataError",
     "Pair",
@@ -52,6 +57,12 @@ __all__ = [
     "DataReport",
     "find_pairs",
     "find_test_images",
+    "natural_key",
+    "list_images",
+    "center_crop",
+    "quantize",
+    "validation_split",
+    "balanced",
     "load_image",
     "load_pair",
     "split_pairs",
@@ -69,6 +80,7 @@ __all__ = [
     "check_data",
 ]
 
+MANIFEST = "synth.json"  # what a generated data set (demo, study) says about itself, in its root
 KINDS = ("rain", "snow")  # the degradation types of the course data, in the order tables list them
 # image files read outside the course layout (test folders, imported sets, snow masks)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -113,21 +125,28 @@ class Problem:
 # helpers
 
 
-def _natural_key(name: str) -> tuple:
-    """Sort key that orders digit runs by value: ``2.png`` before ``10.png``."""
+def natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: ``2.png`` before ``10.png``, ``rain-2`` before ``rain-10``.
+    """
     return tuple((0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", name) if t)
 
 
 def _pair_key(pair: Pair) -> tuple:
     kind_rank = KINDS.index(pair.kind) if pair.kind in KINDS else len(KINDS)
-    return (kind_rank, pair.kind, _natural_key(pair.name))
+    return (kind_rank, pair.kind, natural_key(pair.name))
 
 
 def _visible_files(folder: Path) -> list[Path]:
+    """The files in ``folder``, hidden ones (``.DS_Store``, macOS ``._x.png``) left out, in natural order."""
     return sorted(
-        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")),
-        key=lambda p: _natural_key(p.name),
+        (p for p in Path(folder).iterdir() if p.is_file() and not p.name.startswith(".")),
+        key=lambda p: natural_key(p.name),
     )
+
+
+def list_images(folder: str | os.PathLike[str], suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """The image files (``suffixes``, any case; not hidden) directly in ``folder``, in natural order."""
+    return [p for p in _visible_files(Path(folder)) if p.suffix.lower() in suffixes]
 
 
 def short_list(names: Sequence[str], limit: int = 5) -> str:
@@ -220,7 +239,7 @@ def _scan_train(root: str | Path, kinds: Sequence[str] = KINDS) -> tuple[list[Pa
     if not pairs and not any(p.level == "error" for p in problems):
         problems.append(Problem("error", deg_dir, f"no training pairs found. Expected layout: {LAYOUT}."))
     pairs.sort(key=_pair_key)
-    problems.sort(key=lambda p: (p.level != "error", _natural_key(str(p.path))))
+    problems.sort(key=lambda p: (p.level != "error", natural_key(str(p.path))))
     return pairs, problems
 
 
@@ -414,8 +433,8 @@ def split_by_file(pairs: Sequence[Pair], split: dict[str, str]) -> tuple[list[Pa
     pairs = sorted(set(pairs), key=_pair_key)
     names = {p.name for p in pairs}
     unlisted = [p.name for p in pairs if p.name not in split]
-    extra = sorted((n for n in split if n not in names), key=_natural_key)
-    wrong = sorted((n for n, v in split.items() if v not in _SPLITS), key=_natural_key)
+    extra = sorted((n for n in split if n not in names), key=natural_key)
+    wrong = sorted((n for n, v in split.items() if v not in _SPLITS), key=natural_key)
     problems = []
     if unlisted:
         problems.append(f"{len(unlisted)} pair(s) not listed: {short_list(unlisted)} (add name,split rows)")
@@ -429,6 +448,59 @@ def split_by_file(pairs: Sequence[Pair], split: dict[str, str]) -> tuple[list[Pa
             "to split at random."
         )
     return [p for p in pairs if split[p.name] == "train"], [p for p in pairs if split[p.name] == "val"]
+
+
+def balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
+    """At most ``limit`` pairs, alternating between degradation types (rain, snow, rain, ...)."""
+    if limit is None or limit >= len(pairs):
+        return list(pairs)
+    by_kind: dict[str, list[Any]] = {}
+    for pair in pairs:
+        by_kind.setdefault(pair.kind, []).append(pair)
+    out: list[Any] = []
+    queues = [list(v) for _, v in sorted(by_kind.items())]
+    while len(out) < limit and any(queues):
+        for q in queues:
+            if q and len(out) < limit:
+                out.append(q.pop(0))
+    return out
+
+
+def validation_split(
+    data_dir: str | os.PathLike[str],
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    val_max_images: int | None = None,
+) -> tuple[list[Pair], list[Pair], list[Pair], Path]:
+    """The split a run trains on: (training pairs, validation pairs, the validation pairs it scores, root).
+
+    A data set with a ``split.csv`` (the study set: validation by scene) is split as the file says;
+    otherwise ``val_fraction`` of each type is drawn with ``seed``. The scored pairs are at most
+    ``val_max_images`` of the validation side, balanced by type. Training and the report's evaluation both
+    call this with a run's settings, so they can never disagree.
+    """
+    root = paths.resolve(data_dir)
+    if not root.is_dir():
+        hint = " (generate it: python -m hw4lib demo-data --out data/demo)" if root.name == "demo" else ""
+        raise DataError(
+            f"data folder {root} does not exist{hint}; set data_dir to a folder in the course layout"
+        )
+    pairs = find_pairs(root)
+    if len(pairs) < 2:
+        raise DataError(
+            f"{root} holds {len(pairs)} training pair(s); need at least 2 (one to train, one to validate)"
+        )
+    fixed = read_split(root)
+    if fixed is not None:
+        train_pairs, val_pairs = split_by_file(pairs, fixed)
+    else:
+        train_pairs, val_pairs = split_pairs(pairs, val_fraction=val_fraction, seed=seed)
+    if not train_pairs or not val_pairs:
+        raise DataError(
+            f"splitting {len(pairs)} pairs of {root} with val_fraction={val_fraction} left an empty "
+            "side; add pairs or change val_fraction"
+        )
+    return train_pairs, val_pairs, balanced(val_pairs, val_max_images), root
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -453,15 +525,33 @@ def to_float(batch: torch.Tensor) -> torch.Tensor:
     return batch.float().div_(255.0) if batch.dtype == torch.uint8 else batch
 
 
+def quantize(x: ArrayOrTensor) -> ArrayOrTensor:
+    """Float pixels in [0, 1] -> uint8, clamped and rounded (the inverse of ``/ 255``), same type and layout.
+    """
+    if isinstance(x, torch.Tensor):
+        return x.detach().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+    return np.round(np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def to_uint8(tensor_chw: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float in [0, 1] (or (1, C, H, W)) -> (H, W, C) uint8, clamped and rounded."""
+    """(C, H, W) float in [0, 1] (or (1, C, H, W)) -> (H, W, C) uint8 numpy, clamped and rounded."""
     t = tensor_chw.detach()
     if t.ndim == 4 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 3:
         raise ValueError(f"to_uint8 expects a (C, H, W) tensor, got shape {tuple(t.shape)}")
-    t = t.float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return t.permute(1, 2, 0).cpu().numpy()
+    return quantize(t).permute(1, 2, 0).cpu().numpy()
+
+
+def center_crop(x: ArrayOrTensor, size: int | None) -> ArrayOrTensor:
+    """The central ``size`` x ``size`` window: of the last two axes of a tensor (..., H, W), of the first two
+    of an array (H, W, ...). A side shorter than ``size`` is kept whole; ``size=None`` keeps all."""
+    if size is None:
+        return x
+    h, w = x.shape[-2:] if isinstance(x, torch.Tensor) else x.shape[:2]
+    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    rows, cols = slice(top, top + size), slice(left, left + size)
+    return x[..., rows, cols] if isinstance(x, torch.Tensor) else x[rows, cols]
 
 
 def paired_random_crop(
@@ -746,5 +836,5 @@ def check_data(
     report.sizes = dict(sizes)
     report.test_sizes = dict(test_sizes)
     report.input_psnr = {k: float(np.mean(v)) for k, v in psnrs.items() if v}
-    report.problems.sort(key=lambda p: (p.level != "error", _natural_key(str(p.path))))
+    report.problems.sort(key=lambda p: (p.level != "error", natural_key(str(p.path))))
     return report

@@ -6,21 +6,20 @@ and the run folder in ``runs/<prefix>-<loss>/``. A variant that fails is reporte
 variant whose ``metrics.json`` is already complete is skipped, so a long sweep can be resumed by running the
 same command again.
 
-CLI: ``python -m hw4lib experiments``, ``python -m hw4lib report``, ``python -m hw4lib demo`` (the main job:
-demo data, the three variants on the CPU demo recipe, then the report).
+CLI: ``python -m hw4lib experiments``. The demo and the loss study, which also make data and write the report,
+are in :mod:`hw4lib.study.protocol`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hw4lib import paths, synth
+from hw4lib import paths
 from hw4lib.runs import LAST, is_finished, read_metrics, unfinished_reason, variant_name
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "run_variants",
     "run_jobs",
     "run_report",
-    "run_demo",
 ]
 
 DEFAULT_LOSSES = ("l1", "l1_ssim", "mse")
@@ -226,51 +224,3 @@ def run_report(
     executed = paths.runs_dir() / f"{Path(out).name}.ipynb"
     _execute(nb_path, executed, params, kernel_name)
     return executed
-
-
-# ------------------------------------------------------------------------------------------------- main job
-
-
-def run_demo(
-    force: bool = False, kernel_name: str = "python3", parameters: Mapping[str, Any] | None = None
-) -> int:
-    """Demo data (generated if missing), the three loss variants on the CPU ``demo`` recipe, then their report
-    in ``runs/demo-report/``: everything goes into git-ignored folders, so the working tree stays as it was
-    (the committed ``report/demo/`` is the reference made the same way; ``make publish-demo`` replaces it).
-
-    Returns an exit code: 0 when every variant finished and the report was written.
-    """
-    t0 = time.perf_counter()
-    data = paths.data_dir("demo")
-    if not (data.is_dir() and any(data.iterdir())):
-        print(f"generating the demo data set in {data} ...", flush=True)
-    data = synth.ensure_demo_dataset(data)  # the same files `make demo-data` writes
-    params = {
-        "recipe": "demo",
-        "data_dir": paths.relative(data),
-        **(parameters or {}),
-    }
-    results = run_variants(
-        DEFAULT_LOSSES, prefix="demo", parameters=params, force=force, kernel_name=kernel_name
-    )
-    failed = [r for r in results if not r.ok]
-    t_train = time.perf_counter() - t0
-    # a run whose notebook failed after training (e.g. the gain check) is still reported, and flagged below
-    finished = [paths.relative(r.run_dir) for r in results if is_finished(r.run_dir)]
-    if not finished:
-        print("no variant finished; no report written", file=sys.stderr)
-        return 1
-    print(f"writing the report from {len(finished)} run(s) ...", flush=True)
-    try:
-        executed = run_report(finished, out=DEMO_RUN_REPORT, kernel_name=kernel_name)
-    except Exception as err:  # noqa: BLE001 -- say what failed and where to look, without a 200-line traceback
-        print(f"the report failed: {describe_error(err)} (see runs/demo-report.ipynb)", file=sys.stderr)
-        return 1
-    total = time.perf_counter() - t0
-    print(
-        f"demo finished in {total:.0f} s (variants {t_train:.0f} s, report {total - t_train:.0f} s): "
-        f"{DEMO_RUN_REPORT}/report.html; executed notebooks in runs/ ({executed.name})"
-    )
-    for r in failed:
-        print(f"variant {r.name} failed: {r.error}", file=sys.stderr)
-    return 1 if failed else 0

@@ -28,7 +28,6 @@ moves them in.
 from __future__ import annotations
 
 import csv
-import io
 import os
 import random
 import re
@@ -38,11 +37,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 from hw4lib import paths
-from hw4lib.data import IMAGE_SUFFIXES, KINDS, DataError, load_image
+from hw4lib.data import IMAGE_SUFFIXES, KINDS, DataError, list_images, load_image, natural_key
+from hw4lib.paths import save_png_atomic
 
 __all__ = ["LAYOUTS", "Layout", "SourcePair", "ImportSummary", "detect_layout", "find_source_pairs",
            "import_pairs", "supported_layouts"]
@@ -127,22 +124,8 @@ class SourcePair:
     clean: Path
 
 
-def _natural(key: str) -> tuple:
-    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key))
-
-
-def _image_files(folder: Path) -> tuple[list[Path], list[Path]]:
-    """(images, other files) in ``folder``, hidden files left out."""
-    images, others = [], []
-    for path in sorted(folder.iterdir()):
-        if path.name.startswith(".") or not path.is_file():
-            continue
-        (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
-    return images, others
-
-
 def _keyed(layout: Layout, folder: Path, degraded: bool) -> dict[str, Path]:
-    images, _ = _image_files(folder)
+    images = list_images(folder)
     keyed: dict[str, Path] = {}
     for path in images:
         key = layout.key(path, degraded)
@@ -166,7 +149,7 @@ def find_source_pairs(src: str | os.PathLike[str], layout: str | Layout = "auto"
             raise DataError(f"{folder}: missing; the {lay.name!r} layout is {lay.example}")
     degraded, clean = _keyed(lay, deg_dir, True), _keyed(lay, clean_dir, False)
     for mine, theirs, other_dir in ((degraded, clean, clean_dir), (clean, degraded, deg_dir)):
-        lonely = sorted(set(mine) - set(theirs), key=_natural)
+        lonely = sorted(set(mine) - set(theirs), key=natural_key)
         if lonely:
             files = ", ".join(str(mine[k]) for k in lonely[:5])
             if len(lonely) > 5:
@@ -175,7 +158,7 @@ def find_source_pairs(src: str | os.PathLike[str], layout: str | Layout = "auto"
                             "add the partner or remove the file")
     if not degraded:
         raise DataError(f"{deg_dir}: no images ({', '.join(IMAGE_SUFFIXES)})")
-    return [SourcePair(k, degraded[k], clean[k]) for k in sorted(degraded, key=_natural)]
+    return [SourcePair(k, degraded[k], clean[k]) for k in sorted(degraded, key=natural_key)]
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -211,12 +194,6 @@ def _numbers(folder: Path, pattern: str) -> list[int]:
     if not folder.is_dir():
         return []
     return [int(m.group(1)) for p in folder.iterdir() if (m := re.fullmatch(pattern, p.name))]
-
-
-def _save_png(img: np.ndarray, path: Path) -> None:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG")
-    path.write_bytes(buf.getvalue())
 
 
 def _check_out(src: Path, out: Path, mode: str) -> None:
@@ -297,8 +274,8 @@ def import_pairs(
                 n_tr += 1
                 rel_d, rel_c = f"train/degraded/{kind}-{number}.png", f"train/clean/{kind}_clean-{number}.png"
                 summary.train_names.append(f"{kind}-{number}")
-            _save_png(degraded, staging / rel_d)
-            _save_png(clean, staging / rel_c)
+            save_png_atomic(degraded, staging / rel_d)
+            save_png_atomic(clean, staging / rel_c)
             rows.append({"split": rel_d.split("/")[0], "degraded": rel_d, "clean": rel_c, "kind": kind,
                          "source_degraded": str(pair.degraded.resolve()),
                          "source_clean": str(pair.clean.resolve()), "layout": lay.name})

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -28,10 +27,10 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm import tqdm  # plain: tqdm.auto warns in kernels without ipywidgets
 
-from hw4lib.data import IMAGE_SUFFIXES, DataError, load_image, short_list
+from hw4lib.data import IMAGE_SUFFIXES, DataError, list_images, load_image, quantize, short_list
 from hw4lib.device import amp_dtype, autocast
-from hw4lib.io import atomic_write, save_png_atomic
 from hw4lib.model import PAD_MULTIPLE, pad_to_multiple
+from hw4lib.paths import atomic_write, save_png_atomic
 
 __all__ = [
     "DIHEDRAL",
@@ -41,7 +40,6 @@ __all__ = [
     "check_submission",
     "dihedral",
     "inverse_dihedral",
-    "list_images",
     "list_test_images",
     "load_submission",
     "predict_dir",
@@ -298,11 +296,6 @@ def _numpy_to_batch(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(scaled.transpose(2, 0, 1)))[None]
 
 
-def _to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """Float in [0, 1] -> uint8 by rounding (the inverse of ``/ 255``)."""
-    return (x.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8)
-
-
 def restore(
     model: nn.Module | TensorFn,
     image: torch.Tensor | np.ndarray,
@@ -352,7 +345,7 @@ def restore(
         if np.issubdtype(image.dtype, np.floating):
             unpack = lambda y: y[0].permute(1, 2, 0).cpu().numpy().astype(np.float32)
         else:
-            unpack = lambda y: _to_uint8(y[0]).permute(1, 2, 0).cpu().numpy()
+            unpack = lambda y: quantize(y[0]).permute(1, 2, 0).cpu().numpy()
     elif isinstance(image, torch.Tensor):
         if image.ndim not in (3, 4) or image.shape[-3] != 3:
             raise ValueError(f"restore expects a tensor (3, H, W) or (B, 3, H, W), got {tuple(image.shape)}")
@@ -362,7 +355,7 @@ def restore(
             x = x.float() / 255.0
 
         def unpack(y: torch.Tensor) -> torch.Tensor:
-            y = _to_uint8(y) if src_dtype == torch.uint8 else y.to(src_dtype)
+            y = quantize(y) if src_dtype == torch.uint8 else y.to(src_dtype)
             y = y.to(src_device)
             return y[0] if single else y
     else:
@@ -384,18 +377,6 @@ def restore(
 # ----------------------------------------------------------------------------------------------------
 # public: test folders, predictions, the submission file
 # ----------------------------------------------------------------------------------------------------
-
-
-def _natural_key(path: Path) -> tuple:
-    """Sort ``2.png`` before ``10.png``; names that are not numbers after the numbers, alphabetically."""
-    parts = re.split(r"(\d+)", path.stem)
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p) + (path.suffix,)
-
-
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """The image files (``IMAGE_SUFFIXES``, not hidden) directly in ``folder``, in natural order."""
-    found = (p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return sorted((p for p in found if p.is_file() and not p.name.startswith(".")), key=_natural_key)
 
 
 def list_test_images(test_dir: str | os.PathLike[str]) -> list[Path]:
@@ -471,7 +452,7 @@ def predict_dir(
                     raise DataError(f"{p}: header says {sizes[p]} but the decoded image is {a.shape[:2]}")
             x = torch.cat([_numpy_to_batch(a) for a in arrays])
             y = restore(model, x, tta=tta, tile=tile, tile_overlap=tile_overlap, device=device, amp=amp)
-            for p, out in zip(chunk, _to_uint8(y).cpu().numpy(), strict=True):
+            for p, out in zip(chunk, quantize(y).cpu().numpy(), strict=True):
                 preds[p.name] = np.ascontiguousarray(out)
             bar.update(len(chunk))
     bar.close()

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from hw4lib.config import TrainConfig, format_duration, parse_duration
-from hw4lib.synth import MANIFEST as SYNTH_MANIFEST
+from hw4lib.data import MANIFEST
 
 __all__ = [
     "BUDGET_EPOCHS",
@@ -206,7 +206,7 @@ def refusal(config: TrainConfig, plan: Plan, device: torch.device) -> LongRunRef
 
 def is_generated_set(data_dir: str | Path) -> bool:
     """True for a data set made by ``python -m hw4lib demo-data`` (it carries ``synth.json``)."""
-    return (Path(data_dir) / SYNTH_MANIFEST).is_file()
+    return (Path(data_dir) / MANIFEST).is_file()
 
 
 def default_recipe(data_dir: str | Path, device: torch.device | str) -> str:

@@ -38,9 +38,9 @@ import torch
 
 from hw4lib import paths
 from hw4lib.config import TrainConfig
-from hw4lib.io import atomic_write, save_torch_atomic, write_json_atomic, write_text_atomic
 from hw4lib.losses import loss_label
 from hw4lib.model import DEAD_LAYERS, PromptIR, build_model
+from hw4lib.paths import atomic_write, save_torch_atomic, write_json_atomic, write_text_atomic
 
 __all__ = [
     "CONFIG", "HISTORY_CSV", "HISTORY_JSON", "METRICS", "LOG", "PLAN", "BEST", "LAST", "SAMPLES", "EVAL",

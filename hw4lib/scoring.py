@@ -25,14 +25,13 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from hw4lib.data import KINDS, DataError, Pair, load_image, short_list, to_tensor
-from hw4lib.infer import TTA, SubmissionError, TensorFn, as_hwc, list_images, load_submission, restore
+from hw4lib.data import KINDS, DataError, Pair, center_crop, list_images, load_image, short_list, to_tensor
+from hw4lib.infer import TTA, SubmissionError, TensorFn, as_hwc, load_submission, restore
 from hw4lib.metrics import psnr, ssim
 
 __all__ = [
     "Sample",
     "ScoreResult",
-    "center_crop",
     "samples_from_pairs",
     "samples_from_dataset",
     "image_scores",
@@ -53,15 +52,6 @@ class Sample:
     kind: str
     degraded: torch.Tensor
     clean: torch.Tensor
-
-
-def center_crop(x: torch.Tensor, size: int | None) -> torch.Tensor:
-    """The central ``size`` x ``size`` window of the last two axes (all of it when ``size`` is None)."""
-    if size is None:
-        return x
-    h, w = x.shape[-2:]
-    top, left = max(0, (h - size) // 2), max(0, (w - size) // 2)
-    return x[..., top : top + size, left : left + size]
 
 
 def samples_from_pairs(pairs: Iterable[Pair], crop: int | None = None) -> Iterator[Sample]:

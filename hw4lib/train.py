@@ -26,7 +26,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,20 +44,18 @@ from hw4lib.data import (
     KINDS,
     DataError,
     PairedDataset,
-    find_pairs,
-    read_split,
-    split_by_file,
-    split_pairs,
+    balanced,
+    center_crop,
     to_float,
     to_uint8,
 )
 from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
-from hw4lib.io import save_png_atomic, write_json_atomic
 from hw4lib.losses import build_loss, kind_ids
 from hw4lib.metrics import psnr
 from hw4lib.model import build_model, count_parameters
+from hw4lib.paths import save_png_atomic, write_json_atomic
 from hw4lib.planning import Plan, default_recipe, plan_budget, plan_epochs, refusal
-from hw4lib.scoring import center_crop, samples_from_dataset, score_model, summarise
+from hw4lib.scoring import samples_from_dataset, score_model, summarise
 
 __all__ = [
     "TrainConfig",
@@ -69,7 +67,6 @@ __all__ = [
     "TrainingDiverged",
     "WarmupCosine",
     "ModelEMA",
-    "validation_split",
     "evaluate",
     "identity_baseline",
     "lr_curve",
@@ -228,58 +225,6 @@ def _seed_worker(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def _balanced(pairs: Sequence[Any], limit: int | None) -> list[Any]:
-    """At most ``limit`` pairs, alternating between degradation types (rain, snow, rain, ...)."""
-    if limit is None or limit >= len(pairs):
-        return list(pairs)
-    by_kind: dict[str, list[Any]] = {}
-    for pair in pairs:
-        by_kind.setdefault(pair.kind, []).append(pair)
-    out: list[Any] = []
-    queues = [list(v) for _, v in sorted(by_kind.items())]
-    while len(out) < limit and any(queues):
-        for q in queues:
-            if q and len(out) < limit:
-                out.append(q.pop(0))
-    return out
-
-
-def validation_split(
-    config: TrainConfig, data_dir: str | os.PathLike[str] | None = None
-) -> tuple[list[Any], list[Any], list[Any], Path]:
-    """The split a run trains on: (training pairs, validation pairs, the validation pairs it scores, root).
-
-    A data set with a ``split.csv`` (the study set: validation by scene) is split as the file says;
-    otherwise ``val_fraction`` of each type is drawn with the run's seed. The scored pairs are at most
-    ``val_max_images`` of the validation side, balanced by type. The report uses this too, so its evaluation
-    can never drift from the training engine's.
-    """
-    root = paths.resolve(data_dir if data_dir is not None else config.data_dir)
-    if not root.is_dir():
-        hint = " (generate it: python -m hw4lib demo-data --out data/demo)" if root.name == "demo" else ""
-        raise DataError(
-            f"data folder {root} does not exist{hint}; set data_dir to a folder in the course layout"
-        )
-    pairs = find_pairs(root)
-    if len(pairs) < 2:
-        raise DataError(
-            f"{root} holds {len(pairs)} training pair(s); need at least 2 (one to train, one to validate)"
-        )
-    fixed = read_split(root)
-    if fixed is not None:
-        train_pairs, val_pairs = split_by_file(pairs, fixed)
-    else:
-        train_pairs, val_pairs = split_pairs(pairs, val_fraction=config.val_fraction, seed=config.seed)
-    if not train_pairs or not val_pairs:
-        raise DataError(
-            f"splitting {len(pairs)} pairs of {root} with val_fraction={config.val_fraction} left an empty "
-            "side; add pairs or change val_fraction"
-        )
-    return train_pairs, val_pairs, _balanced(val_pairs, config.val_max_images), root
-
-
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -558,7 +503,7 @@ def _default_workers(config: TrainConfig, device: torch.device, world: int) -> i
 def _build_data(r: _Run) -> None:
     """Datasets (decoded once into memory), the seeded global batch order and the DataLoader."""
     config, ddp = r.config, r.ddp
-    r.train_pairs, _, val_pairs, r.data_root = validation_split(config)
+    r.train_pairs, _, val_pairs, r.data_root = config.split()
     r.train_set = PairedDataset(
         r.train_pairs,
         patch_size=config.patch_size,
@@ -981,7 +926,7 @@ def _save_samples(r: _Run) -> None:
     config, val_set = r.config, r.val_set
     model = runs.load_model(r.run_dir, "best", map_location=r.device)
     records = []
-    for pair in _balanced(val_set.pairs, config.save_samples):
+    for pair in balanced(val_set.pairs, config.save_samples):
         item = val_set[val_set.pairs.index(pair)]
         x = center_crop(item["degraded"], config.val_crop).unsqueeze(0).to(r.device)
         y = center_crop(item["clean"], config.val_crop).unsqueeze(0).to(r.device)

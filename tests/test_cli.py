@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from hw4lib import cli, synth
-from hw4lib.cli import build_parser, config_from_args, main
+from hw4lib.__main__ import build_parser, main
+from hw4lib.cli import config_from_args
 from hw4lib.config import make_config
 from hw4lib.data import find_pairs, load_image
 from hw4lib.infer import check_submission, restore
@@ -78,13 +79,13 @@ def test_study_data_from_a_rain100l_folder_or_the_demo_fallback(tmp_path, capsys
     assert main(["study-data", "--out", str(out), "--rain100l", str(src)]) == 2
     assert "--force" in capsys.readouterr().err
 
-    monkeypatch.setenv("HW4_ROOT", str(tmp_path / "repo"))  # no ../shared beside this root
+    monkeypatch.delenv("HW4_RAIN100L", raising=False)  # no Rain100L named
     demo = tiny_dataset(tmp_path / "demo", per_kind=5)
     monkeypatch.setattr(synth, "ensure_demo_dataset", lambda path=None: demo)
     assert main(["study-data", "--out", str(tmp_path / "fallback")]) == 0
     captured = capsys.readouterr()
     assert "source demo" in captured.out and "split by pair" in captured.out
-    assert captured.err.count("runs on synthetic data") == 1 and str(tmp_path / "shared") in captured.err
+    assert captured.err.count("runs on synthetic data") == 1 and "HW4_RAIN100L" in captured.err
     parsed = build_parser().parse_args(["study-data"])
     assert parsed.out == Path("data/study") and parsed.val_fraction == 0.2 and parsed.rain100l is None
 

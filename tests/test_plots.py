@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hw4lib import plots, report, tables
 from hw4lib.runs import load_runs
+from hw4lib.study import plots, report, tables
 from tests.fabricate import fake_eval_images, make_study, rng_image, write_png
 
 

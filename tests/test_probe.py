@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from hw4lib import probe, report, runs
+from hw4lib import runs
 from hw4lib.model import build_model
 from hw4lib.runs import load_run
 from hw4lib.scoring import samples_from_pairs, score_model
-from hw4lib.tables import ReportError
+from hw4lib.study import probe, report
+from hw4lib.study.tables import ReportError
 from tests.fabricate import make_run, tiny_dataset
 
 

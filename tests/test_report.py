@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hw4lib import plots, report, tables
 from hw4lib.runs import load_runs
+from hw4lib.study import plots, report, tables
 from tests.fabricate import fake_per_image, make_run, make_study, tiny_dataset
 
 

@@ -11,9 +11,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from hw4lib import study, synth
+from hw4lib import synth
 from hw4lib.data import find_pairs, load_image, load_pair, read_split, split_by_file
 from hw4lib.metrics import psnr_uint8
+from hw4lib.synth import study_set as study
 from tests.fabricate import tiny_dataset, write_png
 
 
@@ -43,9 +44,9 @@ def _scene_sides(split: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _no_shared_rain100l(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A repository root whose ``../shared`` does not exist: only explicit sources are found."""
-    monkeypatch.setenv("HW4_ROOT", str(tmp_path_factory.mktemp("checkout") / "repo"))
+def _no_rain100l_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``$HW4_RAIN100L``: only explicit sources are found."""
+    monkeypatch.delenv("HW4_RAIN100L", raising=False)
 
 
 def test_rain100l_gives_real_rain_and_synthetic_snow_on_the_same_scenes(tmp_path: Path) -> None:
@@ -93,12 +94,13 @@ def test_rain100l_gives_real_rain_and_synthetic_snow_on_the_same_scenes(tmp_path
     assert all(first[name] != second[name] for name in snow)  # synthetic: another draw
 
 
-def test_rain100l_is_found_beside_the_repository_and_any_mirror_folder_works(
+def test_rain100l_is_found_where_hw4_rain100l_says_and_any_mirror_folder_works(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HW4_ROOT", str(tmp_path / "repo"))
-    fake_rain100l(tmp_path / "shared" / "data" / "rain100l", n=5)
-    assert study.default_rain100l() == tmp_path / "shared" / "data" / "rain100l"
+    assert study.default_rain100l() is None
+    fake_rain100l(tmp_path / "somewhere" / "rain100l", n=5)
+    monkeypatch.setenv("HW4_RAIN100L", str(tmp_path / "somewhere" / "rain100l"))
+    assert study.default_rain100l() == tmp_path / "somewhere" / "rain100l"
     summary = study.build_study_dataset(tmp_path / "study", val_fraction=0.4)
     assert summary["source"] == "rain100l" and summary["counts"]["rain"] == {"train": 3, "val": 2}
 
@@ -110,6 +112,9 @@ def test_rain100l_is_found_beside_the_repository_and_any_mirror_folder_works(
     with pytest.raises(FileExistsError, match="overwrite=True"):
         study.build_study_dataset(tmp_path / "mine", rain100l=other)
     assert study.build_study_dataset(tmp_path / "mine", rain100l=other, overwrite=True)["source"] == "mirror"
+    monkeypatch.setenv("HW4_RAIN100L", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"\$HW4_RAIN100L names .*nowhere"):
+        study.build_study_dataset(tmp_path / "y")
 
 
 @pytest.fixture(scope="module")
@@ -126,10 +131,9 @@ def test_without_rain100l_the_demo_set_is_used_and_split_by_photograph(
     out = tmp_path / "study"
     with pytest.warns(UserWarning, match="runs on synthetic data") as caught:
         summary = study.build_study_dataset(out, seed=0)
-    assert str(study.default_rain100l()) in str(caught[0].message)
+    assert "HW4_RAIN100L" in str(caught[0].message)
     assert summary["source"] == "demo" and summary["split"]["by"] == "photo"
-    assert "because no Rain100L copy was found at" in summary["note"]
-    assert str(study.default_rain100l()) in summary["note"]
+    assert "because no Rain100L copy was given" in summary["note"] and "HW4_RAIN100L" in summary["note"]
 
     assert [p.name for p in find_pairs(out)] == [p.name for p in find_pairs(tiny_demo)]
     assert (out / "test/degraded/0.png").read_bytes() == (tiny_demo / "test/degraded/0.png").read_bytes()
@@ -190,7 +194,7 @@ def test_the_real_rain100l_study_set(tmp_path: Path, shared_dir: Path) -> None:
 
 def test_the_study_protocol_runs_every_loss_and_seed_at_the_same_compute_and_one_loss_at_four():
     from hw4lib.config import RECIPES
-    from hw4lib.study import COMPUTE_STEPS, STUDY_LOSSES, STUDY_SEEDS, study_jobs
+    from hw4lib.study.protocol import COMPUTE_STEPS, STUDY_LOSSES, STUDY_SEEDS, study_jobs
 
     jobs = study_jobs("data/study")
     main = [j for j in jobs if "-steps" not in j.name]
@@ -209,7 +213,7 @@ def test_the_study_protocol_runs_every_loss_and_seed_at_the_same_compute_and_one
 
 def test_the_scale_series_runs_the_seed_solutions_losses_at_four_times_the_steps():
     from hw4lib.config import RECIPES
-    from hw4lib.study import SCALE_LOSSES, STUDY_SEEDS, scale_jobs
+    from hw4lib.study.protocol import SCALE_LOSSES, STUDY_SEEDS, scale_jobs
 
     jobs = scale_jobs("data/study")
     recipe = RECIPES["study"]

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hw4lib import tables
 from hw4lib.runs import load_run, load_runs
+from hw4lib.study import tables
 from tests.fabricate import make_run, make_study
 
 

@@ -338,6 +338,6 @@ def test_a_split_file_decides_the_validation_side(data_root, tmp_path):
     (root / "split.csv").write_text(
         "name,split\n" + "".join(f"{p.name},{'val' if p.name in val else 'train'}\n" for p in pairs)
     )
-    train_pairs, val_pairs, scored, _ = train.validation_split(_config(root, tmp_path / "r"))
+    train_pairs, val_pairs, scored, _ = _config(root, tmp_path / "r").split()
     assert {p.name for p in val_pairs} == val and len(train_pairs) == len(pairs) - 2
     assert {p.name for p in scored} == val

@@ -9,7 +9,13 @@ import pytest
 import torch
 from PIL import Image
 
-from hw4lib.io import atomic_write, save_png_atomic, save_torch_atomic, write_json_atomic, write_text_atomic
+from hw4lib.paths import (
+    atomic_write,
+    save_png_atomic,
+    save_torch_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def _leftovers(folder):

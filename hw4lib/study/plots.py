@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from hw4lib import paths
-from hw4lib import tables as tables_mod
 from hw4lib.data import KINDS, load_image
 from hw4lib.infer import as_hwc, list_test_images
-from hw4lib.io import atomic_write
 from hw4lib.losses import loss_label
 from hw4lib.metrics import psnr_uint8
+from hw4lib.paths import atomic_write
 from hw4lib.planning import Plan
 from hw4lib.runs import SAMPLES, Run
-from hw4lib.tables import centroid_loo_accuracy, pca_2d, prompt_levels, run_labels, run_seed
+from hw4lib.study import tables as tables_mod
+from hw4lib.study.tables import centroid_loo_accuracy, pca_2d, prompt_levels, run_labels, run_seed
 from hw4lib.train import lr_curve
 
 __all__ = [

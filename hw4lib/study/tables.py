@@ -34,8 +34,8 @@ import pandas as pd
 
 from hw4lib import paths
 from hw4lib.data import KINDS
-from hw4lib.io import atomic_write, write_text_atomic
 from hw4lib.losses import loss_label
+from hw4lib.paths import atomic_write, write_text_atomic
 from hw4lib.runs import Run
 
 __all__ = [

@@ -8,7 +8,7 @@ validation scene are held out, so no validation picture is ever seen in training
 
 Source, best first:
 
-- **Rain100L** (``../shared/data/rain100l`` next to the repository, or any folder in its ``input/N.png`` +
+- **Rain100L** (the folder ``rain100l=`` or ``$HW4_RAIN100L`` names, or any folder in its ``input/N.png`` +
   ``target/N.png`` mirror layout): its 100 *real* rain pairs are the rain type, the snow synthesizer of
   :mod:`hw4lib.synth` over the same 100 clean targets the snow type; 80/20 scenes by default.
 - **the demo set** otherwise (``data/demo``, generated if missing, copied into the study folder): synthetic
@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 import warnings
 from collections import Counter
@@ -31,25 +30,11 @@ from typing import Any
 import numpy as np
 
 from hw4lib import paths, synth
-from hw4lib.config import RECIPES
 from hw4lib.data import KINDS, SPLIT_FILE, Pair, find_pairs, load_pair, split_pairs
-from hw4lib.experiments import Job, describe_error, run_jobs, run_report
 from hw4lib.importers import LAYOUTS, find_source_pairs
 from hw4lib.metrics import psnr_uint8
-from hw4lib.runs import variant_name
 
-__all__ = [
-    "STUDY_DIR",
-    "STUDY_CROP",
-    "STUDY_LOSSES",
-    "STUDY_SEEDS",
-    "COMPUTE_STEPS",
-    "default_rain100l",
-    "build_study_dataset",
-    "study_jobs",
-    "scale_jobs",
-    "run_study",
-]
+__all__ = ["STUDY_DIR", "STUDY_CROP", "RAIN100L_ENV", "default_rain100l", "build_study_dataset"]
 
 STUDY_DIR = "data/study"  # where `python -m hw4lib study-data` writes the set by default
 # Rain100L's photographs are 480x320: the study keeps their central 256 x 256 window, the course images' size,
@@ -57,9 +42,12 @@ STUDY_DIR = "data/study"  # where `python -m hw4lib study-data` writes the set b
 STUDY_CROP = 256
 
 
-def default_rain100l() -> Path:
-    """Where a Rain100L copy is looked for when none is given: ``../shared/data/rain100l`` beside the repo."""
-    return paths.repo_root().parent / "shared" / "data" / "rain100l"
+RAIN100L_ENV = "HW4_RAIN100L"  # names a Rain100L copy (input/N.png + target/N.png) when none is passed
+
+
+def default_rain100l() -> Path | None:
+    """The Rain100L copy named by ``$HW4_RAIN100L`` (relative paths from the repository root), or None."""
+    return paths.env_folder(RAIN100L_ENV)
 
 
 def build_study_dataset(
@@ -90,9 +78,9 @@ def build_study_dataset(
             )
         return _from_mirror(src, out, seed, val_fraction, overwrite, crop)
     src = default_rain100l()
-    if src.is_dir():
+    if src is not None:
         return _from_mirror(src, out, seed, val_fraction, overwrite, crop)
-    return _from_demo(out, src, seed, val_fraction, overwrite)
+    return _from_demo(out, seed, val_fraction, overwrite)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -132,11 +120,11 @@ def _from_mirror(
 # fallback: the synthetic demo set
 
 
-def _from_demo(out: Path, looked: Path, seed: int, val_fraction: float, overwrite: bool) -> dict[str, Any]:
+def _from_demo(out: Path, seed: int, val_fraction: float, overwrite: bool) -> dict[str, Any]:
     start = time.perf_counter()
     note = (
-        f"the study runs on synthetic data (the demo set) because no Rain100L copy was found at {looked}; "
-        "pass --rain100l DIR (rain100l=DIR) to study real rain"
+        f"the study runs on synthetic data (the demo set) because no Rain100L copy was given; pass "
+        f"--rain100l DIR (rain100l=DIR) or set {RAIN100L_ENV}=DIR to study real rain"
     )
     warnings.warn(note, stacklevel=3)
     demo = synth.ensure_demo_dataset()
@@ -198,104 +186,3 @@ def _input_psnr(pairs: list[Pair]) -> dict[str, dict[str, float]]:
     return out
 
 
-# ----------------------------------------------------------------------------------------------------------
-# the protocol: four losses x three seeds at the same compute, and one loss at four computes
-
-STUDY_RECIPE = "study"  # hw4lib.config.RECIPES["study"]: the same fixed steps for every run
-# the seed solution's three, the public winners' edge term, and two losses that test the study's own
-# hypothesis (MSE helps heavily degraded images, L1 the light ones): by type (the course names each pair's
-# type) and by error size per pixel (the reverse Huber loss, which needs no type)
-STUDY_LOSSES = ("l1", "mse", "l1_ssim", "l1+0.1*edge_y", "mse@snow+l1_ssim@rain", "berhu")
-STUDY_SEEDS = (0, 1, 2)
-COMPUTE_STEPS = (6, 12, 25)  # steps per epoch of the compute series (the study runs themselves have 50)
-COMPUTE_LOSS = "l1"
-SCALE_LOSSES = ("l1", "mse", "l1_ssim")  # the seed solution's three, at SCALE x the study's steps
-SCALE = 4
-
-
-def study_jobs(
-    data_dir: str = STUDY_DIR,
-    prefix: str = "study",
-    losses: tuple[str, ...] = STUDY_LOSSES,
-    seeds: tuple[int, ...] = STUDY_SEEDS,
-    compute_steps: tuple[int, ...] = COMPUTE_STEPS,
-) -> list[Job]:
-    """The study's runs: ``<prefix>-<loss>-s<seed>`` for every loss and seed, then the compute series
-    ``<prefix>-steps<N>-<loss>-s<seed>`` (the same recipe cut to ``N`` steps per epoch, so each run still
-    completes its warm-up and cosine)."""
-    base = _base(data_dir)
-    jobs = [
-        Job(variant_name(prefix, f"{loss}-s{seed}"), loss, {**base, "seed": seed})
-        for seed in seeds
-        for loss in losses
-    ]
-    epochs = RECIPES[STUDY_RECIPE]["epochs"]
-    for steps in compute_steps:
-        jobs += [
-            Job(variant_name(prefix, f"steps{steps * epochs}-{COMPUTE_LOSS}-s{seed}"), COMPUTE_LOSS,
-                {**base, "seed": seed, "max_train_steps": steps})
-            for seed in seeds
-        ]  # fmt: skip
-    return jobs
-
-
-def scale_jobs(
-    data_dir: str = STUDY_DIR,
-    prefix: str = "study",
-    losses: tuple[str, ...] = SCALE_LOSSES,
-    seeds: tuple[int, ...] = STUDY_SEEDS,
-    scale: int = SCALE,
-) -> list[Job]:
-    """The study's losses at ``scale`` times its steps: ``<prefix>-steps<N>-<loss>-s<seed>``, the same recipe
-    with ``scale`` times the epochs (same steps per epoch, warm-up and validation every 2 epochs, so the same
-    number of steps between validations; the cosine spans the longer run)."""
-    recipe = RECIPES[STUDY_RECIPE]
-    epochs = scale * recipe["epochs"]
-    steps = epochs * recipe["max_train_steps"]
-    return [
-        Job(variant_name(prefix, f"steps{steps}-{loss}-s{seed}"), loss, {**_base(data_dir), "seed": seed,
-            "epochs": epochs})
-        for seed in seeds
-        for loss in losses
-    ]  # fmt: skip
-
-
-def _base(data_dir: str) -> dict[str, Any]:
-    return {"recipe": STUDY_RECIPE, "data_dir": data_dir, "min_gain_db": None}  # every loss is reported
-
-
-def run_study(
-    data_dir: str = STUDY_DIR,
-    prefix: str = "study",
-    out: str = "runs/study-report",
-    force: bool = False,
-    kernel_name: str = "python3",
-    jobs: list[Job] | None = None,
-) -> int:
-    """The whole study, resumably: the data set (built if missing), every run of :func:`study_jobs` (finished
-    ones skipped unless ``force``), then the report of all of them in ``out``. Returns an exit code."""
-    started = time.perf_counter()
-    root = paths.resolve(data_dir)
-    if not (root / synth.MANIFEST).is_file():
-        print(f"building the study set in {paths.relative(root)} ...", flush=True)
-        summary = build_study_dataset(root)
-        print(f"study set: {summary['source']}" + (f" ({summary['note']})" if summary.get("note") else ""))
-    jobs = jobs if jobs is not None else study_jobs(paths.relative(root), prefix)
-    results = run_jobs(jobs, force=force, kernel_name=kernel_name)
-    failed = [r for r in results if not r.ok]
-    trained = time.perf_counter() - started
-    finished = [paths.relative(r.run_dir) for r in results if r.ok]
-    if not finished:
-        print("no study run finished; no report written", file=sys.stderr)
-        return 1
-    print(f"writing the study report from {len(finished)} run(s) into {out} ...", flush=True)
-    try:
-        run_report(finished, out=out, kernel_name=kernel_name)
-    except Exception as err:  # noqa: BLE001 -- say what failed and where to look
-        print(f"the report failed: {describe_error(err)}", file=sys.stderr)
-        return 1
-    total = time.perf_counter() - started
-    print(f"study finished in {total:.0f} s (runs {trained:.0f} s): {out}/report.html")
-    for r in failed:
-        print(f"run {r.name} failed: {r.error}", file=sys.stderr)
-    return 1 if failed else 0

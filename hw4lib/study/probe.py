@@ -27,11 +27,10 @@ import torch
 from hw4lib import paths, runs
 from hw4lib.data import KINDS, Pair, load_image, most_degraded_window, to_uint8
 from hw4lib.device import resolve_device
-from hw4lib.io import atomic_write, save_png_atomic, write_json_atomic
+from hw4lib.paths import atomic_write, save_png_atomic, write_json_atomic
 from hw4lib.runs import Run
 from hw4lib.scoring import Sample, samples_from_pairs, score_model
-from hw4lib.tables import ReportError, prompt_levels
-from hw4lib.train import validation_split
+from hw4lib.study.tables import ReportError, prompt_levels
 
 __all__ = ["ABLATION_COLUMNS", "evaluate_run", "validation_pairs", "zoom_box", "ablation_columns"]
 
@@ -51,7 +50,7 @@ def validation_pairs(
     run: Run, data_dir: str | os.PathLike[str] | None = None
 ) -> tuple[list[Pair], list[Pair], list[Pair]]:
     """The training engine's own split of the run's data set: all pairs, validation pairs, and the validation
-    pairs training scored (``train.validation_split`` with the run's config)."""
+    pairs training scored (``TrainConfig.split``)."""
     try:
         config = run.train_config
     except (TypeError, ValueError) as err:
@@ -62,7 +61,7 @@ def validation_pairs(
             f"evaluating {run.name} needs its validation images in {paths.relative(root)}, which does not "
             "exist; generate the demo data with `make demo-data`, or pass data_dir="
         )
-    train_pairs, val, scored, _ = validation_split(config, root)
+    train_pairs, val, scored, _ = config.split(root)
     return train_pairs + val, val, scored
 
 

@@ -47,14 +47,15 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from hw4lib import paths, tables
+from hw4lib import paths
 from hw4lib import runs as runs_mod
-from hw4lib.data import KINDS
-from hw4lib.io import atomic_write, write_text_atomic
+from hw4lib.data import KINDS, MANIFEST
 from hw4lib.losses import loss_label
-from hw4lib.probe import evaluate_run
+from hw4lib.paths import atomic_write, write_text_atomic
 from hw4lib.runs import EVAL, Run
-from hw4lib.tables import (
+from hw4lib.study import tables
+from hw4lib.study.probe import evaluate_run
+from hw4lib.study.tables import (
     ReportError,
     benchmark_markdown,
     comparison_table,
@@ -88,7 +89,6 @@ __all__ = [
 DEFAULT_REPORT = "report/demo"  # the committed demo report's folder
 SNAPSHOT_DIR = f"{DEFAULT_REPORT}/run-data"  # its snapshot: copies of the runs' small files and evaluations
 DATASET_FILE = "dataset.json"  # in a snapshot: the data set's own description (its synth.json)
-MANIFEST = "synth.json"  # what a generated data set says about itself (hw4lib.synth.MANIFEST)
 
 
 def report_folders(out: str | os.PathLike[str] = DEFAULT_REPORT) -> dict[str, Path]:

@@ -52,10 +52,10 @@ from hw4lib.data import (
     KINDS,
     SPLIT_FILE,
     DataError,
-    _natural_key,
     load_image,
     load_pair,
     most_degraded_window,
+    natural_key,
 )
 from hw4lib.importers import find_source_pairs
 from hw4lib.metrics import psnr_uint8
@@ -732,7 +732,8 @@ EXPECTED_PSNR: dict[str, dict[str, tuple[float, float]]] = {
     "rain": {"light": (23.0, 29.0), "heavy": (16.0, 21.0)},  # against Rain100L: compare_rain
     "snow": {"light": (24.0, 30.0), "medium": (20.0, 25.0), "heavy": (15.0, 20.0)},
 }
-MANIFEST = "synth.json"  # written into every generated set: its settings; marks the set as synthetic
+from hw4lib.data import MANIFEST  # noqa: E402 -- written into every generated set: its settings
+
 PNG_COMPRESS_LEVEL = 1  # explicit, so files are byte-identical for a seed; 1: fastest, as small as 6 here
 _KIND_ID = {"rain": 1, "snow": 2}
 # random streams: demo train / test images, images of scene-based sets (photos, study), the scene split draw
@@ -1135,7 +1136,7 @@ def _photo_files(folder: Path) -> list[Path]:
     files = sorted(
         (f for f in folder.iterdir()
          if f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda f: _natural_key(f.name),
+        key=lambda f: natural_key(f.name),
     )  # fmt: skip
     if not files:
         raise FileNotFoundError(
