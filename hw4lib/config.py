@@ -2,6 +2,9 @@
 
 A config is everything a run depends on; ``runs/<name>/config.json`` holds it, and ``TrainConfig.from_json``
 reads it back (``python -m hw4lib train --config runs/x/config.json`` retrains or resumes from it).
+:func:`make_config` is the one way to build one, for the notebook and the command line alike: a recipe (or
+the one that fits the data and the device), then explicit values on top; every name (recipe, loss, preset,
+self-ensemble, augmentation) is checked before any file or folder is written.
 
 A run is sized either in epochs (``epochs``, ``schedule_epochs``) or by a compute budget (``time_budget``,
 e.g. ``"45m"``): then the engine measures its own speed and fixes the number of optimiser steps so that the
@@ -18,75 +21,90 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from hw4lib import paths
-from hw4lib.data import Pair, validation_split
+from hw4lib.data import MANIFEST, Pair, augment_mode, validation_split
+from hw4lib.device import resolve_device
+from hw4lib.infer import TTA_CHOICES
+from hw4lib.losses import parse_spec
 from hw4lib.model import PRESETS
-from hw4lib.paths import write_text_atomic
 
 __all__ = [
     "TrainConfig",
     "RECIPES",
-    "TTA_CHOICES",
+    "RECIPE_NOTES",
     "make_config",
+    "default_recipe",
     "merge_sizing",
     "parse_duration",
     "format_duration",
     "recipe_table",
 ]
 
-TTA_CHOICES = ("auto", "none", "x8", "hflip")
+
+def _knob(default: Any, help: str) -> Any:  # noqa: A002 -- the argparse word
+    """A config field with its one-line help (shown by ``python -m hw4lib train --help``)."""
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata={"help": help})
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. Defaults reproduce the course's known (seed) solution."""
 
-    name: str = "train"  # run folder runs/<name>/ (unless run_dir is set)
-    run_dir: str | None = None  # explicit run folder; relative paths are taken from the repository root
-    recipe: str | None = None  # the recipe this config started from (recorded only)
-    data_dir: str = "data/demo"  # course layout: train/degraded, train/clean
+    name: str = _knob("train", "run folder runs/<name>/ (unless run_dir is set)")
+    run_dir: str | None = _knob(None, "explicit run folder (relative paths from the repository root)")
+    recipe: str | None = _knob(None, "the recipe this config started from (recorded only)")
+    data_dir: str = _knob("data/demo", "data set in the course layout: train/degraded, train/clean")
     # loss
-    loss: str = "mse"  # hw4lib.losses.build_loss spec: l1, mse, l1_ssim, charbonnier, "l1+0.1*edge", ...
-    alpha: float = 0.84  # SSIM weight of l1_ssim
+    loss: str = _knob("mse", "loss spec: a sum of weighted terms, e.g. l1, mse, l1_ssim, berhu, "
+                      "l1+0.1*edge_y, mse@snow+l1@rain (a term for one type)")  # fmt: skip
+    alpha: float = _knob(0.84, "SSIM weight of l1_ssim")
     # optimisation
-    epochs: int = 25  # ignored when time_budget is set (the engine plans the run)
-    schedule_epochs: float | None = None  # cosine horizon in epochs (None: epochs); official stops early
-    time_budget: str | None = None  # e.g. "45m", "6h", "90s": plan the steps to end within this wall time
-    batch_size: int = 1  # per process: N processes train with a global batch of N * batch_size
-    lr: float = 2e-4
-    weight_decay: float = 1e-2
-    min_lr: float = 1e-6
-    warmup_epochs: float = 0.0
-    grad_clip: float = 0.0  # max global gradient norm; 0 turns clipping off
-    ema: float = 0.0  # EMA decay of the weights (e.g. 0.999); 0 turns EMA off
+    epochs: int = _knob(25, "epochs (ignored when time_budget is set: the engine plans the run)")
+    schedule_epochs: float | None = _knob(None, "cosine horizon in epochs (default: epochs)")
+    time_budget: str | None = _knob(None, "size the run by wall time instead: 90s, 45m, 6h, 1h30m")
+    batch_size: int = _knob(1, "per process: N processes train with a global batch of N x batch_size")
+    lr: float = _knob(2e-4, "peak learning rate of AdamW")
+    weight_decay: float = _knob(1e-2, "AdamW weight decay")
+    min_lr: float = _knob(1e-6, "learning rate at the end of the cosine")
+    warmup_epochs: float = _knob(0.0, "linear warm-up before the cosine, in epochs")
+    grad_clip: float = _knob(0.0, "max global gradient norm; 0 turns clipping off")
+    ema: float = _knob(0.0, "EMA decay of the weights (e.g. 0.999); 0 turns EMA off")
     # data
-    patch_size: int | None = None  # random square crops; None (or 0) trains on whole images
-    patches_per_image: int = 1  # crops per training pair and epoch
-    augment: bool = False  # random flips / 90-degree rotations, identical on both images of a pair
-    val_fraction: float = 0.1
-    val_max_images: int | None = None  # evaluate on at most this many validation pairs (balanced by type)
-    val_crop: int | None = None  # evaluate on fixed center crops of this size (large images); None: whole
-    val_every: int = 1  # validate every N epochs (and always after the last)
-    cache: bool = True  # keep decoded images in memory
-    num_workers: int = -1  # DataLoader workers; -1: 0 on CPU, min(8, cores per process) on CUDA
-    max_train_steps: int | None = None  # cap on steps per epoch (smoke runs)
+    patch_size: int | None = _knob(None, "random square training crops in px; none (or 0): whole images")
+    patches_per_image: int = _knob(1, "crops per training pair and epoch")
+    augment: str = _knob("none", "identical on both images of a pair: none, flips (mirrors and half turns), "
+                         "x8 (also 90-degree turns)")  # fmt: skip
+    val_fraction: float = _knob(0.1, "share of each type held out for validation (unless split.csv says)")
+    val_max_images: int | None = _knob(None, "validate on at most this many pairs (balanced by type)")
+    val_crop: int | None = _knob(None, "validate on centre crops of this size (large images); none: whole")
+    val_every: int = _knob(1, "validate every N epochs (and after the last)")
+    cache: bool = _knob(True, "keep decoded images in memory")
+    num_workers: int = _knob(-1, "DataLoader workers; -1: 0 on a CPU, min(8, cores per process) on CUDA")
+    max_train_steps: int | None = _knob(None, "cap on the steps of an epoch (quick or compute-matched runs)")
     # model
-    preset: str = "full"  # hw4lib.model.PRESETS: full (official), small, tiny
-    model_overrides: dict[str, Any] = field(default_factory=dict)  # extra build_model keyword arguments
-    identity_init: bool = False  # zero the output convolution: the untrained model is the identity map
+    preset: str = _knob("full", f"model size: {', '.join(PRESETS)} (full: the paper's 35.4 M parameters)")
+    model_overrides: dict[str, Any] = _knob({}, "extra PromptIR keyword arguments, as JSON")
+    identity_init: bool = _knob(False, "zero the output convolution: the untrained model is the identity map")
     # hardware
-    seed: int = 0
-    device: str = "auto"  # auto (cuda if available), cpu, cuda, cuda:1, ...
-    amp: bool = True  # mixed precision on CUDA (bf16 where supported, else fp16 + GradScaler); fp32 on CPU
-    channels_last: bool | None = None  # model memory layout (None: the model's default, channels-last)
-    compile: bool = False  # torch.compile the training forward (CUDA; worth it for long runs)
-    grad_checkpointing: bool = False  # recompute transformer blocks in backward: less memory, more compute
-    deterministic: bool = False  # deterministic CUDA kernels (CPU runs are deterministic anyway)
+    seed: int = _knob(0, "data split, crops and initial weights")
+    device: str = _knob("auto", "auto (a GPU when there is one), cpu, cuda, cuda:1, ...")
+    amp: bool = _knob(True, "mixed precision on CUDA (bfloat16 on cards that have it, else float16); "
+                      "a CPU trains in float32")  # fmt: skip
+    channels_last: bool | None = _knob(None, "model memory layout (none: the model's default, channels-last)")
+    compile: bool = _knob(False, "torch.compile the training forward (CUDA; worth it for long runs)")
+    grad_checkpointing: bool = _knob(False, "recompute the transformer blocks in backward: less memory")
+    deterministic: bool = _knob(False, "deterministic CUDA kernels (CPU runs are deterministic anyway)")
     # output
-    save_samples: int = 4  # validation images restored by the best model into samples/
-    progress: bool | None = None  # live step bars; None: in JupyterLab and terminals, not under papermill
-    allow_long_cpu: bool = False  # train even when the plan says hours on a CPU (else: refuse, say why)
-    tta: str = "auto"  # self-ensemble when predicting: auto (x8 if trained rotated, else hflip), none, ...
+    save_samples: int = _knob(4, "validation images restored by the best model into samples/")
+    progress: bool | None = _knob(None, "live step bars; none: in JupyterLab and terminals, not in logs")
+    tensorboard: bool = _knob(False, "also log the curves for TensorBoard into runs/<name>/tb/")
+    allow_long_cpu: bool = _knob(False, "train even when the estimate says hours on a CPU (else: refuse)")
+    tta: str = _knob("auto", f"self-ensemble when predicting: {', '.join(TTA_CHOICES)} "
+                     "(auto: what the augmentation allows)")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.patch_size in (0, None):
@@ -96,8 +114,16 @@ class TrainConfig:
         if isinstance(self.tta, bool) or self.tta is None:  # configs written before tta became a choice
             self.tta = "x8" if self.tta else "none"
         problems = []
+        try:
+            self.augment = augment_mode(self.augment)  # configs written before: true / false
+        except ValueError as err:
+            problems.append(str(err))
         if self.tta not in TTA_CHOICES:
             problems.append(f"tta must be one of {', '.join(TTA_CHOICES)} (got {self.tta!r})")
+        try:
+            parse_spec(self.loss)
+        except ValueError as err:
+            problems.append(str(err))
         if self.time_budget is not None:
             try:
                 parse_duration(self.time_budget)
@@ -116,9 +142,9 @@ class TrainConfig:
         if self.patches_per_image < 1:
             problems.append(f"patches_per_image must be >= 1 (got {self.patches_per_image})")
         if self.patch_size is not None and self.patch_size < 8:
-            problems.append(f"patch_size must be >= 8 or None for whole images (got {self.patch_size})")
+            problems.append(f"patch_size must be >= 8 or none for whole images (got {self.patch_size})")
         if self.preset not in PRESETS:
-            problems.append(f"preset {self.preset!r} is not one of {sorted(PRESETS)}")
+            problems.append(f"preset {self.preset!r} is not one of {', '.join(PRESETS)}")
         if problems:
             raise ValueError("invalid TrainConfig: " + "; ".join(problems))
 
@@ -130,7 +156,7 @@ class TrainConfig:
         """The config as JSON text; also written (atomically) to ``path`` when given."""
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            write_text_atomic(text, path)
+            paths.write_text_atomic(text, path)
         return text
 
     @classmethod
@@ -182,142 +208,114 @@ class TrainConfig:
         return kwargs
 
 
-# Starting points. A recipe fills the config; explicit parameters override it (make_config). Each names its
-# source; `recipe_table` shows how many crops and pixels each one shows the model.
+# ----------------------------------------------------------------------------------------------------------
+# Recipes: named starting points. A recipe fills the config; explicit values override it (make_config).
+# Each names its source; `recipe_table` shows how many crops and pixels each one shows the model.
+
+# What every CPU recipe shares: the tiny model on small crops, a high learning rate with a short warm-up,
+# clipping, an EMA, and the identity start (the untrained model returns its input), so that lightly degraded
+# images do not get worse early on. No flips: the short runs learn one rain slant faster than every one.
+_CPU = dict(
+    loss="l1", batch_size=8, patch_size=48, augment="none", lr=1e-3, weight_decay=1e-2, min_lr=1e-5,
+    warmup_epochs=0.5, ema=0.99, grad_clip=1.0, identity_init=True, preset="tiny",
+)  # fmt: skip
+
 RECIPES: dict[str, dict[str, Any]] = {
-    # The course's known solution (29.74 dB on the hidden test set), as its report describes it: MSE, whole
-    # images, batch 1, 25 epochs, AdamW 2e-4, cosine to 1e-6, mixed precision.
+    # The course's known solution (29.74 dB on the course's public leaderboard), as its report describes it:
+    # MSE, whole images, batch 1, 25 epochs, AdamW 2e-4, cosine to 1e-6, mixed precision, and random
+    # horizontal and vertical flips of each pair (no rotations), hence the flips self-ensemble.
     "seed": dict(
-        loss="mse",
-        epochs=25,
-        batch_size=1,
-        patch_size=None,
-        patches_per_image=1,
-        augment=False,
-        lr=2e-4,
-        weight_decay=1e-2,
-        min_lr=1e-6,
-        warmup_epochs=0.0,
-        ema=0.0,
-        preset="full",
-        tta="none",
-    ),
+        loss="mse", epochs=25, batch_size=1, patch_size=None, patches_per_image=1, augment="flips", lr=2e-4,
+        weight_decay=1e-2, min_lr=1e-6, warmup_epochs=0.0, ema=0.0, preset="full", tta="auto",
+    ),  # fmt: skip
     # The PromptIR paper's training (official va1shn9v/PromptIR, train.py and options.py): L1 on random
     # 128 px crops, batch 8 per GPU (4 GPUs in the paper: torchrun gives the same global batch), AdamW 2e-4,
-    # 15 warm-up epochs then cosine to 0 over 150 epochs, stopped at 120. One official "epoch" repeats the
-    # derain set 120 times (utils/dataset_utils.py: `self.rs_ids = self.rs_ids * 120`): 120 random crops of
-    # every rain image per epoch, here of every training pair.
+    # 15 warm-up epochs then cosine to 0 over 150 epochs, stopped at 120, random flips and rotations. One
+    # official "epoch" repeats the derain set 120 times (utils/dataset_utils.py: `self.rs_ids * 120`): 120
+    # random crops of every training image per epoch.
     "official": dict(
-        loss="l1",
-        epochs=120,
-        schedule_epochs=150,
-        batch_size=8,
-        patch_size=128,
-        patches_per_image=120,
-        augment=True,
-        lr=2e-4,
-        weight_decay=1e-2,
-        min_lr=0.0,
-        warmup_epochs=15.0,
-        ema=0.0,
-        preset="full",
+        loss="l1", epochs=120, schedule_epochs=150, batch_size=8, patch_size=128, patches_per_image=120,
+        augment="x8", lr=2e-4, weight_decay=1e-2, min_lr=0.0, warmup_epochs=15.0, ema=0.0, preset="full",
         tta="x8",
-    ),
-    # What the best public solutions of this assignment did (32.95 and 32.79 dB public leaderboard; see
-    # ../shared/reference/promptir_architecture.md and issue 11): stock PromptIR, 120 random 128 px crops per
-    # training image per epoch, 150 epochs, 15 warm-up epochs then cosine to 1e-6, AdamW 2e-4 with weight
-    # decay 1e-4, L1 + 0.1 x Sobel edge loss on luma, mixed precision, a global batch of about 16, and the 8x
-    # flip/rotate self-ensemble at full resolution. Their ablation: EMA and fancier losses gave nothing, the
-    # repeats per image mattered most; so no EMA here.
+    ),  # fmt: skip
+    # What the best public solutions of this assignment did (their reports: 32.95 and 32.79 dB on the public
+    # leaderboard): stock PromptIR, 120 random 128 px crops per training image per epoch, 150 epochs, 15
+    # warm-up epochs then cosine to 1e-6, AdamW 2e-4 with weight decay 1e-4, L1 + 0.1 x Sobel edge loss on
+    # luma, mixed precision, a global batch of about 16, flips and rotations, and the 8x flip/rotate
+    # self-ensemble at full resolution. Their ablation: EMA and fancier losses gave nothing, the repeats per
+    # image mattered most; so no EMA here.
     "strong": dict(
-        loss="l1+0.1*edge_y",
-        epochs=150,
-        batch_size=16,
-        patch_size=128,
-        patches_per_image=120,
-        augment=True,
-        lr=2e-4,
-        weight_decay=1e-4,
-        min_lr=1e-6,
-        warmup_epochs=15.0,
-        ema=0.0,
-        grad_clip=0.0,
-        tta="x8",
+        loss="l1+0.1*edge_y", epochs=150, batch_size=16, patch_size=128, patches_per_image=120, augment="x8",
+        lr=2e-4, weight_decay=1e-4, min_lr=1e-6, warmup_epochs=15.0, ema=0.0, grad_clip=0.0, tta="x8",
         preset="full",
-    ),
-    # A run a laptop CPU finishes: the demo recipe's settings (below) on 64 px crops of the course's 256 px
-    # images, sized by a 20-minute budget instead of epochs. A demonstration, not a competitive model.
-    "cpu": dict(
-        loss="l1",
-        time_budget="20m",
-        batch_size=8,
-        patch_size=64,
-        patches_per_image=1,
-        augment=False,
-        lr=1e-3,
-        weight_decay=1e-2,
-        min_lr=1e-5,
-        warmup_epochs=0.5,
-        epochs=3,
-        ema=0.99,
-        grad_clip=1.0,
-        identity_init=True,
-        preset="tiny",
-        tta="auto",
-    ),
-    # `make demo` on a laptop CPU: the tiny model on the demo data, a few minutes per loss variant. No
-    # flips/rotations: the demo rain falls along one slant, and at this budget learning every orientation
-    # costs more than it gives; starting from the identity map and an EMA keep the lightly degraded images
-    # from getting worse early on. What it scores is in the demo report (report/), not here.
-    "demo": dict(
-        loss="l1", epochs=3, batch_size=8, patch_size=48, patches_per_image=2, augment=False, lr=1e-3,
-        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.99, grad_clip=1.0, identity_init=True,
-        preset="tiny",
-    ),
-    # The loss study (`make study`): the demo recipe on the study set's photographs (real Rain100L rain and
+    ),  # fmt: skip
+    # `strong` on a free Colab GPU (a 16 GB T4): float16 (a T4 has no bfloat16), activation checkpointing
+    # and batch 8 of 128 px crops so the full model fits, sized by a time budget (resume after a disconnect
+    # continues the same plan). `python -m hw4lib train --recipe colab --dry-run` prints its estimate.
+    "colab": dict(
+        loss="l1+0.1*edge_y", time_budget="3h", epochs=150, batch_size=8, patch_size=128,
+        patches_per_image=120, augment="x8", lr=2e-4, weight_decay=1e-4, min_lr=1e-6, warmup_epochs=15.0,
+        ema=0.0, tta="x8", preset="full", grad_checkpointing=True,
+    ),  # fmt: skip
+    # A run a laptop CPU finishes: the CPU settings on 64 px crops of the course's 256 px images, sized by a
+    # 20-minute budget instead of epochs. A demonstration, not a competitive model.
+    "cpu": {**_CPU, "patch_size": 64, "time_budget": "20m", "epochs": 3, "patches_per_image": 1},
+    # `make demo` on a laptop CPU: the tiny model on the demo data, a few minutes per loss variant. What it
+    # scores is in the demo report (report/demo/), not here.
+    "demo": {**_CPU, "epochs": 3, "patches_per_image": 2},
+    # The loss study (`make study`): the CPU settings on the study set's photographs (real Rain100L rain and
     # synthetic snow over the same scenes), the same fixed number of steps for every loss and seed so that
     # runs are comparable and reproducible: 10 epochs x 50 steps of 8 crops, validated every second epoch.
-    "study": dict(
-        loss="l1",
-        epochs=10,
-        max_train_steps=50,
-        batch_size=8,
-        patch_size=48,
-        patches_per_image=5,
-        augment=False,
-        lr=1e-3,
-        weight_decay=1e-2,
-        min_lr=1e-5,
-        warmup_epochs=0.5,
-        ema=0.99,
-        grad_clip=1.0,
-        identity_init=True,
-        preset="tiny",
-        val_every=2,
-        save_samples=4,
-        data_dir="data/study",
-    ),
+    "study": {**_CPU, "epochs": 10, "max_train_steps": 50, "patches_per_image": 5, "val_every": 2,
+              "save_samples": 4, "data_dir": "data/study"},  # fmt: skip
     # The tests' and predict.ipynb's quick run: the demo recipe cut to well under a minute.
-    "smoke": dict(
-        loss="l1", epochs=1, batch_size=8, patch_size=48, patches_per_image=1, augment=False, lr=1e-3,
-        weight_decay=1e-2, min_lr=1e-5, warmup_epochs=0.5, ema=0.99, grad_clip=1.0, identity_init=True,
-        preset="tiny", val_max_images=16, save_samples=4,
-    ),
+    "smoke": {**_CPU, "epochs": 1, "patches_per_image": 1, "val_max_images": 16, "save_samples": 4},
+}
+
+# one line each, for `train --help` and the notebook's table
+RECIPE_NOTES: dict[str, str] = {
+    "seed": "the course's known solution: MSE, whole images, batch 1, 25 epochs, flips (a GPU job)",
+    "official": "the PromptIR paper's training: L1, 120 crops of 128 px per image per epoch, 120 epochs",
+    "strong": "the best public solutions: official's crops, L1 + 0.1 edge, batch 16, 150 epochs (GPU)",
+    "colab": "strong on a 16 GB T4: float16, activation checkpointing, batch 8, a 3 h budget (GPU)",
+    "cpu": "a 20-minute CPU run of the tiny model on 64 px crops (a demonstration)",
+    "demo": "make demo: the tiny model on the demo set, 3 epochs, a few CPU minutes",
+    "study": "the loss study: the tiny model, 500 steps per run, the same for every loss and seed",
+    "smoke": "tests and quick looks: under a minute on a CPU",
 }
 
 
-def make_config(recipe: str | None = None, **overrides: Any) -> TrainConfig:
-    """A :class:`TrainConfig` from a recipe (or the defaults) with explicit overrides on top.
+def default_recipe(data_dir: str | os.PathLike[str], device: torch.device | str = "auto") -> str:
+    """The recipe a run gets when none is named: ``demo`` for a generated set (it carries ``synth.json``),
+    else ``seed`` on a GPU (the course's known solution) and the budget-sized ``cpu`` recipe on a CPU."""
+    if (paths.resolve(data_dir) / MANIFEST).is_file():
+        return "demo"
+    kind = resolve_device(device).type if str(device) == "auto" else torch.device(device).type
+    return "seed" if kind == "cuda" else "cpu"
+
+
+def make_config(
+    recipe: str | None = None, *, base: TrainConfig | dict[str, Any] | None = None, **overrides: Any
+) -> TrainConfig:
+    """The :class:`TrainConfig` of a run: ``base`` (e.g. a run's config.json), then ``recipe``, then the
+    explicit ``overrides`` on top. Without a recipe or base, :func:`default_recipe` picks one for the data
+    and the device (``data_dir`` and ``device`` of the overrides).
 
     ``None`` values in ``overrides`` mean "not given" and are dropped, so a notebook can pass every parameter.
     Use ``patch_size=0`` for whole images. A run is sized by epochs or by ``time_budget``: giving one
-    explicitly replaces the recipe's other; giving both is an error.
+    explicitly replaces the recipe's other; giving both is an error. Every name is checked here, before a
+    run writes anything.
     """
     given = {k: v for k, v in overrides.items() if v is not None}
     values: dict[str, Any] = {}
+    if base is not None:
+        values.update(base.to_dict() if isinstance(base, TrainConfig) else base)
+    if recipe is None and base is None:
+        data_dir = given.get("data_dir", TrainConfig.data_dir)
+        recipe = default_recipe(data_dir, given.get("device", "auto"))
     if recipe is not None:
         if recipe not in RECIPES:
-            raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
+            raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
         values.update(RECIPES[recipe])
         values["recipe"] = recipe
     return TrainConfig.from_dict(merge_sizing(values, given), f"make_config(recipe={recipe!r})")

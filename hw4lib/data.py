@@ -72,6 +72,8 @@ __all__ = [
     "PairedDataset",
     "paired_random_crop",
     "paired_augment",
+    "AUGMENTS",
+    "augment_mode",
     "to_tensor",
     "to_uint8",
     "to_float",
@@ -530,7 +532,9 @@ def quantize(x: ArrayOrTensor) -> ArrayOrTensor:
     """
     if isinstance(x, torch.Tensor):
         return x.detach().float().clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-    return np.round(np.clip(np.asarray(x, dtype=np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+    arr = np.asarray(x)
+    arr = arr if np.issubdtype(arr.dtype, np.floating) else arr.astype(np.float32)  # float64 stays float64
+    return np.round(np.clip(arr, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def to_uint8(tensor_chw: torch.Tensor) -> np.ndarray:
@@ -572,6 +576,21 @@ def paired_random_crop(
     return degraded[window], clean[window]
 
 
+AUGMENTS = ("none", "flips", "x8")  # training augmentations, identical on both images of a pair
+_FLIPS = (0, 4, 2, 6)  # as is, left-right mirror, 180-degree turn, top-bottom mirror: rain keeps its slant
+
+
+def augment_mode(value: bool | str | None) -> str:
+    """``"none"``, ``"flips"`` or ``"x8"`` from a setting (``True``/``False``: configs that had a bool)."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "x8"
+    if value not in AUGMENTS:
+        raise ValueError(f"augment must be one of {', '.join(AUGMENTS)} (got {value!r})")
+    return str(value)
+
+
 def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
     """One of the 8 flips/rotations of the square: rotate by 90*(k%4) degrees, then mirror if k >= 4."""
     out = np.rot90(img, k % 4, axes=(0, 1))
@@ -579,10 +598,11 @@ def _dihedral(img: np.ndarray, k: int) -> np.ndarray:
 
 
 def paired_augment(
-    degraded: np.ndarray, clean: np.ndarray, rng: np.random.Generator
+    degraded: np.ndarray, clean: np.ndarray, rng: np.random.Generator, mode: str = "x8"
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply one random flip/90-degree rotation (of 8, uniformly; includes vertical flips) to both arrays."""
-    k = int(rng.integers(0, 8))
+    """Apply one random transform to both arrays: ``"x8"`` one of the 8 flips/90-degree rotations,
+    ``"flips"`` one of the 4 flips (left-right, top-bottom, both, neither), uniformly."""
+    k = int(rng.integers(0, 8)) if mode == "x8" else _FLIPS[int(rng.integers(0, 4))]
     return _dihedral(degraded, k), _dihedral(clean, k)
 
 
@@ -607,7 +627,7 @@ class PairedDataset(Dataset):
         self,
         pairs: Sequence[Pair],
         patch_size: int | None = None,
-        augment: bool = False,
+        augment: bool | str = False,
         cache: bool = True,
         repeat: int = 1,
         seed: int = 0,
@@ -623,7 +643,7 @@ class PairedDataset(Dataset):
         if int(repeat) != repeat or repeat < 1:
             raise ValueError(f"repeat must be a positive integer, got {repeat!r}")
         self.patch_size = None if patch_size is None else int(patch_size)
-        self.augment = bool(augment)
+        self.augment = augment_mode(augment)
         self.cache = bool(cache)
         self.repeat = int(repeat)
         self.seed = int(seed)
@@ -670,12 +690,12 @@ class PairedDataset(Dataset):
         pair_idx = index % len(self.pairs)
         pair = self.pairs[pair_idx]
         degraded, clean = self._load(pair_idx)
-        if self.patch_size is not None or self.augment:
+        if self.patch_size is not None or self.augment != "none":
             rng = np.random.default_rng([self.seed, self.epoch, index])
             if self.patch_size is not None:
                 degraded, clean = paired_random_crop(degraded, clean, self.patch_size, rng, name=pair.name)
-            if self.augment:
-                degraded, clean = paired_augment(degraded, clean, rng)
+            if self.augment != "none":
+                degraded, clean = paired_augment(degraded, clean, rng, self.augment)
         convert = _to_uint8_tensor if self.uint8 else to_tensor
         return {
             "degraded": convert(degraded),

@@ -2,9 +2,11 @@
 
 - ``resolve_device("auto")`` is a CUDA GPU when torch sees one, else the CPU; ``"cuda"`` on a machine without
   CUDA is an error that says what to pass instead.
-- Mixed precision (``amp_dtype``): on CUDA bfloat16 where the GPU supports it (same range as float32, so no
-  loss scaling and no overflow), else float16 (training then scales the loss with a ``GradScaler``). On the
-  CPU only when asked for, in bfloat16: CPU training stays float32, where runs are reproducible.
+- Mixed precision (``amp_dtype``): on CUDA bfloat16 where the GPU computes it natively (compute capability
+  8.0 and up: Ampere, Ada, Hopper; same range as float32, so no loss scaling and no overflow), else float16
+  (training then scales the loss with a ``GradScaler``). A T4 (7.5) or V100 (7.0) gets float16: PyTorch
+  reports bfloat16 as "supported" there because it emulates it, but cuDNN has no bfloat16 convolutions below
+  8.0. On the CPU only when asked for, in bfloat16: CPU training stays float32, where runs are reproducible.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 
 import torch
 
-__all__ = ["resolve_device", "amp_dtype", "autocast", "precision_name"]
+__all__ = ["resolve_device", "amp_dtype", "autocast", "no_autocast", "precision_name"]
 
 
 def resolve_device(spec: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
@@ -44,8 +46,18 @@ def amp_dtype(device: torch.device, enabled: bool | None = None) -> torch.dtype 
     if not enabled:
         return None
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if _native_bf16(device) else torch.float16
     return torch.bfloat16
+
+
+def _native_bf16(device: torch.device) -> bool:
+    """True when the GPU computes bfloat16 itself (capability >= 8.0), not by emulation."""
+    if torch.cuda.get_device_capability(device) < (8, 0):
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no including_emulation: capability 8.0 and up have it natively
+        return True
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -53,6 +65,14 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
+    """Autocast turned off for ``device_type`` (a no-op where autocast does not exist, e.g. ``meta``)."""
+    try:
+        return torch.autocast(device_type=device_type, enabled=False)
+    except RuntimeError:
+        return contextlib.nullcontext()
 
 
 def precision_name(dtype: torch.dtype | None) -> str:

@@ -13,6 +13,7 @@ are in :mod:`hw4lib.study.protocol`.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,26 +79,19 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-def _execute(notebook: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str) -> None:
+def _execute(
+    notebook: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str, echo: bool = False
+) -> None:
+    """Execute ``notebook`` into ``output`` with papermill; ``echo``: its printed lines (a run's plan and one
+    line per epoch) also go to this terminal as they come."""
     import papermill as pm  # imported here: `python -m hw4lib --help` should not pay for it
 
     output.parent.mkdir(parents=True, exist_ok=True)
-    # the kernel inherits this process's environment: no live progress bars in an executed notebook
-    previous = os.environ.get("HW4_PROGRESS")
-    os.environ.setdefault("HW4_PROGRESS", "0")
-    try:
-        pm.execute_notebook(
-            str(notebook),
-            str(output),
-            parameters=dict(parameters),
-            kernel_name=kernel_name,
-            cwd=str(paths.repo_root()),
-            log_output=False,
-            progress_bar=False,
-        )
-    finally:
-        if previous is None:
-            os.environ.pop("HW4_PROGRESS", None)
+    streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if echo else {}
+    pm.execute_notebook(
+        str(notebook), str(output), parameters=dict(parameters), kernel_name=kernel_name,
+        cwd=str(paths.repo_root()), log_output=False, progress_bar=False, **streams,
+    )  # fmt: skip
 
 
 def _declared_parameters(notebook: Path) -> set[str]:
@@ -182,8 +176,10 @@ def run_jobs(
                     extra["overwrite"] = True  # start the run over
                 elif not force and "resume" in declared and (run_dir / LAST).is_file():
                     extra["resume"] = True  # an interrupted run continues from its last checkpoint
+                if "progress" in declared:
+                    extra["progress"] = False  # no live bars stored in the executed notebook
                 run_params = {**job.parameters, **extra, "loss": job.loss, "run_name": name}
-                _execute(nb_path, executed, run_params, kernel_name)
+                _execute(nb_path, executed, run_params, kernel_name, echo=verbose)
             except Exception as err:  # noqa: BLE001 -- any failure of one variant must not stop the others
                 result.status, result.error = "failed", f"{describe_error(err)} (see {executed})"
             result.seconds = time.perf_counter() - start

@@ -27,7 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm import tqdm  # plain: tqdm.auto warns in kernels without ipywidgets
 
-from hw4lib.data import IMAGE_SUFFIXES, DataError, list_images, load_image, quantize, short_list
+from hw4lib.data import IMAGE_SUFFIXES, DataError, augment_mode, list_images, load_image, quantize, short_list
 from hw4lib.device import amp_dtype, autocast
 from hw4lib.model import PAD_MULTIPLE, pad_to_multiple
 from hw4lib.paths import atomic_write, save_png_atomic
@@ -35,6 +35,8 @@ from hw4lib.paths import atomic_write, save_png_atomic
 __all__ = [
     "DIHEDRAL",
     "TTA_MODES",
+    "TTA_CHOICES",
+    "resolve_tta",
     "SubmissionError",
     "as_hwc",
     "check_submission",
@@ -51,11 +53,17 @@ __all__ = [
 
 # The 8 symmetries of the square (dihedral group D4): k quarter turns after an optional left-right flip.
 DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
-# Self-ensembles: the 8 flips/rotations, or the left-right mirror alone. Rain streaks have a direction: a
-# model trained without rotations restores 90-degree-rotated rain badly, while a mirror keeps the streaks'
-# slant close to what it saw (the report's real-data section measures both).
-TTA_MODES: dict[str, tuple[tuple[int, bool], ...]] = {"x8": DIHEDRAL, "hflip": ((0, False), (0, True))}
-TTA = bool | str | None  # False/None: off; True or "x8": 8 flips/rotations; "hflip": mirror only
+# Self-ensembles: the 8 flips/rotations, the 4 flips (mirrors and the half turn), or the left-right mirror
+# alone. Rain streaks have a direction: a model trained without rotations restores 90-degree-rotated rain
+# badly, while flips keep the streaks' slant close to what it saw (the real-data section of the report
+# measures it).
+TTA_MODES: dict[str, tuple[tuple[int, bool], ...]] = {
+    "x8": DIHEDRAL,
+    "flips": ((0, False), (0, True), (2, False), (2, True)),
+    "hflip": ((0, False), (0, True)),
+}
+TTA_CHOICES = ("auto", "none", *TTA_MODES)  # what a config, the CLI and the notebooks accept
+TTA = bool | str | None  # False/None: off; True or "x8": 8 flips/rotations; "flips", "hflip"
 FALLBACK_TILE, MIN_FALLBACK_TILE = 512, 64  # tiles tried when a whole image does not fit in GPU memory
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
@@ -139,8 +147,27 @@ def tta_transforms(tta: TTA) -> tuple[tuple[int, bool], ...]:
         return TTA_MODES[tta]
     if tta == "none":
         return ()
-    hint = " (resolve 'auto' for a run first: hw4lib.runs.prediction_tta)" if tta == "auto" else ""
+    hint = " (resolve 'auto' first: hw4lib.infer.resolve_tta, or hw4lib.runs.prediction_tta for a run)"
+    hint = hint if tta == "auto" else ""
     raise ValueError(f"tta must be False, True, 'none' or one of {sorted(TTA_MODES)}; got {tta!r}{hint}")
+
+
+def resolve_tta(tta: TTA = "auto", augment: bool | str = "none") -> str:
+    """The self-ensemble to predict with: ``"none"``, ``"hflip"``, ``"flips"`` or ``"x8"``. The one rule.
+
+    An explicit choice is kept. ``"auto"`` follows what training showed the model (its ``augment``): the 8
+    flips/rotations after ``"x8"`` (it saw every orientation), the 4 flips after ``"flips"``, else the mirror
+    alone (a model that never saw rotated rain restores rotated streaks badly; a mirror keeps their slant).
+    """
+    if tta is None or tta is False or tta == "none":
+        return "none"
+    if tta is True:
+        return "x8"
+    if tta == "auto":
+        return {"x8": "x8", "flips": "flips"}.get(augment_mode(augment), "hflip")
+    if tta not in TTA_MODES:
+        raise ValueError(f"tta must be one of {', '.join(TTA_CHOICES)} (got {tta!r})")
+    return str(tta)
 
 
 def _self_ensemble(fn: TensorFn, transforms: Sequence[tuple[int, bool]] = DIHEDRAL) -> TensorFn:

@@ -14,7 +14,7 @@ module computes the same maths with less memory traffic, and the model uses it b
 ``benchmarks/official_promptir.py``; ``tests/test_model.py`` checks that both kernels give the plain code's
 outputs and gradients (and pass ``torch.autograd.gradcheck``), also under float16 autocast.
 
-This module knows nothing of the model: it imports torch and einops only.
+This module knows nothing of the model: it imports torch, einops and the project's autocast switch only.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch.autograd.function import once_differentiable
+
+from hw4lib.device import no_autocast
 
 __all__ = ["gated_gelu", "transposed_attention"]
 
@@ -98,7 +100,7 @@ class _TransposedAttention(torch.autograd.Function):
         x = _pixel_major(_channels_last(qkv))  # b (h w) (3 head c)
         width = x.shape[-1] // 3
         acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
-        with torch.autocast(qkv.device.type, enabled=False):
+        with no_autocast(qkv.device.type):
             norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
             scale = torch.cat([norms.clamp_min(_EPS).reciprocal(), norms.new_ones(b, width)], 1)
             unit = torch.empty_like(x)  # q / |q|, k / |k| and v: computed in acc, stored in the dtype of qkv
@@ -122,7 +124,7 @@ class _TransposedAttention(torch.autograd.Function):
         width, acc, dtype = unit.shape[-1] // 3, attn.dtype, unit.dtype
         g = _heads(_pixel_major(_channels_last(grad_out.to(dtype))), 0, n, parts=1)  # b (h w) c per head
         q, k, v = (_heads(unit, part, n) for part in range(3))
-        with torch.autocast(unit.device.type, enabled=False):
+        with no_autocast(unit.device.type):
             grad_attn = torch.stack([torch.bmm(gi.mT, vi) for gi, vi in zip(g, v, strict=True)], 1).to(acc)
             grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
             cos = cosine.to(acc)
@@ -152,106 +154,6 @@ def _heads(x: torch.Tensor, part: int, num_heads: int, parts: int = 3) -> list[t
     """Part ``part`` of a pixel-major (B, N, parts * C) tensor as one (B, N, c) view per head."""
     width = x.shape[-1] // parts
     return list(x[..., part * width : (part + 1) * width].chunk(num_heads, dim=-1))
-
-
-def _column_norms(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """L2 norms over dim 1 of a (B, N, C) tensor, as sums of squares over blocks of rows.
-
-    Over this (outer) axis torch's norm kernel is not vectorised, and squaring all of a large tensor at once
-    costs a fresh allocation of its size; blocks of about 4 M elements avoid both.
-    """
-    b, n, c = x.shape
-    rows = max(1, 2**22 // (b * c))
-    total = x.new_zeros((b, c), dtype=dtype)
-    for start in range(0, n, rows):
-        total += x[:, start : start + rows].to(dtype).square().sum(dim=1)
-    return total.sqrt()
-
-
-# ----------------------------------------------------------------------------------------------------------
-# MDTA: transposed attention
-
-
-class _TransposedAttention(torch.autograd.Function):
-    """MDTA core on qkv = (B, 3C, H, W): per head, out = softmax(T * cos(q_i, k_j)) @ v over channels.
-
-    The plain code's maths, computed on the pixel-major (B, H*W, 3C) view of channels-last qkv:
-
-    - q and k are divided by their norms over pixels *before* their product, as ``F.normalize`` does, so the
-      product holds cosines (|.| <= 1), which half precision represents (raw q . k of the untrained full model
-      exceeds float16's 65,504); that division is the only copy of image size;
-    - every product is one ``bmm`` per head over the whole batch, on strided views: kernel launches do not
-      grow with the batch (a GPU step is not launch-bound), and v and the gradients are never copied;
-    - results go into their place in one buffer by in-place products (``baddbmm_`` with ``beta=0``), never
-      through ``out=`` into a strided view, which ``torch.compile`` cannot trace;
-    - the small (c, c) maths (norms, softmax and their gradients) runs in at least float32.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, qkv: torch.Tensor, temperature: torch.Tensor, num_heads: int) -> torch.Tensor:
-        b, _, h, _ = qkv.shape
-        x = _pixel_major(_channels_last(qkv))  # b (h w) (3 head c)
-        width = x.shape[-1] // 3
-        acc = torch.promote_types(x.dtype, torch.float32)  # float32 for half-precision qkv
-        with torch.autocast(qkv.device.type, enabled=False):
-            norms = _column_norms(x[..., : 2 * width], acc)  # b (2 head c): |q_i|, |k_j| over pixels
-            scale = torch.cat([norms.clamp_min(_EPS).reciprocal(), norms.new_ones(b, width)], 1)
-            unit = torch.empty_like(x)  # q / |q|, k / |k| and v: computed in acc, stored in the dtype of qkv
-            torch.mul(x, scale[:, None], out=unit)
-            q, k, v = (_heads(unit, part, num_heads) for part in range(3))
-            cosine = torch.stack([torch.bmm(qi.mT, ki) for qi, ki in zip(q, k, strict=True)], 1)  # b head c c
-            attn = torch.softmax(cosine.to(acc) * temperature.to(acc), dim=-1)
-            attn_x = attn.to(x.dtype)
-            out = x.new_empty(b, x.shape[1], width)
-            for i, (oi, vi) in enumerate(zip(_heads(out, 0, num_heads, parts=1), v, strict=True)):
-                oi.baddbmm_(vi, attn_x[:, i].mT, beta=0)  # out_pi = sum_j attn_ij v_pj
-        ctx.num_heads = num_heads
-        ctx.save_for_backward(unit, temperature, norms, cosine, attn)  # not qkv: its memory can go
-        return rearrange(out, "b (h w) c -> b c h w", h=h)  # channels-last
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        unit, temperature, norms, cosine, attn = ctx.saved_tensors
-        n = ctx.num_heads
-        width, acc, dtype = unit.shape[-1] // 3, attn.dtype, unit.dtype
-        g = _heads(_pixel_major(_channels_last(grad_out.to(dtype))), 0, n, parts=1)  # b (h w) c per head
-        q, k, v = (_heads(unit, part, n) for part in range(3))
-        with torch.autocast(unit.device.type, enabled=False):
-            grad_attn = torch.stack([torch.bmm(gi.mT, vi) for gi, vi in zip(g, v, strict=True)], 1).to(acc)
-            grad_logits = attn * (grad_attn - (grad_attn * attn).sum(-1, keepdim=True))  # softmax backward
-            cos = cosine.to(acc)
-            grad_temperature = (grad_logits * cos).sum(dim=(0, 2, 3))
-            grad_cos = grad_logits * temperature.to(acc)  # b head c c
-            # through the normalisation: d(q / |q|) = (dq^ - q^ (q^ . dq^)) / |q|, where q^ . dq^ are the row
-            # sums of dS * S for q (column sums for k); no radial part where a norm was clamped (F.normalize)
-            inv = norms.clamp_min(_EPS).reciprocal()  # b 2C
-            radial = torch.cat([(grad_cos * cos).sum(-1).flatten(1), (grad_cos * cos).sum(-2).flatten(1)], 1)
-            radial = torch.where(norms > _EPS, radial * inv, 0.0)
-            inv = inv.unflatten(1, (2, n, -1))  # b 2 head c
-            grad_q = (grad_cos * inv[:, 0, :, :, None]).to(dtype)  # dS rows / |q_i|
-            grad_k = (grad_cos * inv[:, 1, :, None, :]).to(dtype)  # dS columns / |k_j|
-            grad = torch.empty_like(unit)  # b (h w) 3C
-            grad[..., : 2 * width].copy_(unit[..., : 2 * width]).mul_(-radial[:, None].to(dtype))
-            gq, gk, gv = _heads(grad, 0, n), _heads(grad, 1, n), _heads(grad, 2, n)
-            attn_x = attn.to(dtype)
-            for i in range(n):
-                gq[i].baddbmm_(k[i], grad_q[:, i].mT)  # dq = (k dS^T - q^ r) / |q|
-                gk[i].baddbmm_(q[i], grad_k[:, i])  # dk = (q dS - k^ r) / |k|
-                gv[i].baddbmm_(g[i], attn_x[:, i], beta=0)  # dv = g attn
-        grad_qkv = rearrange(grad, "b (h w) c -> b c h w", h=grad_out.shape[2])
-        return grad_qkv, grad_temperature.view_as(temperature).to(temperature.dtype), None
-
-
-def _heads(x: torch.Tensor, part: int, num_heads: int, parts: int = 3) -> list[torch.Tensor]:
-    """Part ``part`` of a pixel-major (B, N, parts * C) tensor as one (B, N, c) view per head."""
-    width = x.shape[-1] // parts
-    return list(x[..., part * width : (part + 1) * width].chunk(num_heads, dim=-1))
-
-
-def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
-    """Per-head (B, N, c) results side by side along channels: (B, N, C) (one part: itself, no copy)."""
-    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -36,7 +36,6 @@ call the module keeps the unweighted value of each term in ``last_values`` (deta
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -46,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hw4lib.data import KINDS
+from hw4lib.device import no_autocast
 
 __all__ = ["LOSS_TERMS", "build_loss", "CombinedLoss", "parse_spec", "loss_label", "kind_ids"]
 
@@ -68,13 +68,6 @@ CHARBONNIER_EPS = 1e-3
 BERHU_FRACTION = 0.2  # c = this share of the batch's largest absolute error (Laina et al. 2016)
 
 
-def _no_autocast(device_type: str) -> contextlib.AbstractContextManager:
-    try:
-        return torch.autocast(device_type=device_type, enabled=False)
-    except RuntimeError:  # a device type autocast does not know
-        return contextlib.nullcontext()
-
-
 class LossTerm(nn.Module):
     """A loss term: checks shapes, turns autocast off, computes in float32.
 
@@ -86,7 +79,7 @@ class LossTerm(nn.Module):
                 f"{type(self).__name__}: expected pred and target of the same (B, C, H, W) shape, got "
                 f"{tuple(pred.shape)} and {tuple(target.shape)}"
             )
-        with _no_autocast(pred.device.type):
+        with no_autocast(pred.device.type):
             values = self.compute(pred.float(), target.float())
         return values if per_image else values.mean()
 

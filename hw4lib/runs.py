@@ -38,6 +38,7 @@ import torch
 
 from hw4lib import paths
 from hw4lib.config import TrainConfig
+from hw4lib.infer import resolve_tta
 from hw4lib.losses import loss_label
 from hw4lib.model import DEAD_LAYERS, PromptIR, build_model
 from hw4lib.paths import atomic_write, save_torch_atomic, write_json_atomic, write_text_atomic
@@ -343,17 +344,38 @@ def copy_small_files(run: Run, dest: Path) -> None:
 
 
 class RunLog:
-    """Prints a line and appends it to ``log.txt``; ``None``: silent (the other processes of a DDP run)."""
+    """Prints a line and keeps it for ``log.txt``: lines are held until :meth:`attach` names the run folder
+    (a run writes nothing before it has started), then appended there. ``silent=True``: the other processes
+    of a DDP run."""
 
-    def __init__(self, run_dir: Path | None) -> None:
-        self.path = run_dir / LOG if run_dir is not None else None
+    def __init__(self, run_dir: Path | None = None, silent: bool = False) -> None:
+        self.silent = silent
+        self.path: Path | None = None
+        self.pending: list[str] = []
+        if run_dir is not None:
+            self.attach(run_dir)
+
+    def attach(self, run_dir: Path) -> None:
+        """From now on lines go to ``run_dir/log.txt``, after the ones held so far."""
+        if self.silent:
+            return
+        self.path = run_dir / LOG
+        self._write(self.pending)
+        self.pending = []
+
+    def _write(self, lines: list[str]) -> None:
+        if lines and self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write("".join(line + "\n" for line in lines))
 
     def __call__(self, line: str) -> None:
-        if self.path is None:
+        if self.silent:
             return
         print(line, flush=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
+        if self.path is None:
+            self.pending.append(line)
+        else:
+            self._write([line])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -496,24 +518,13 @@ def load_model(
 
 
 def prediction_tta(source: str | os.PathLike[str] | Run | None, tta: str | bool | None = "auto") -> str:
-    """The self-ensemble to predict with: ``tta`` itself, or for ``"auto"`` what the run's training allows.
-
-    ``"x8"`` (the 8 flips/rotations) when the run trained with random flips and rotations (``augment``):
-    the model has seen every orientation. Otherwise ``"hflip"`` (the image and its left-right mirror): a
-    model that never saw rotated rain restores 90-degree-rotated streaks badly, while a mirror keeps their
-    slant close to what it saw. A checkpoint without our config (the official release, trained with flips
-    and rotations) gets ``"x8"``. Returns one of ``"none"``, ``"hflip"``, ``"x8"``.
-    """
-    if tta is None or tta is False or tta == "none":
-        return "none"
-    if tta is True:
-        return "x8"
-    if tta != "auto":
-        return str(tta)
+    """The self-ensemble to predict a run's checkpoint with: :func:`hw4lib.infer.resolve_tta` of ``tta`` (or,
+    for ``"auto"``, of the run's own ``tta`` setting) and the run's ``augment``. A checkpoint without our
+    config (the official release, trained with flips and rotations) counts as trained with ``"x8"``."""
     config: dict[str, Any] | None = None
     if isinstance(source, Run):
         config = source.config
-    elif source is not None:
+    elif source is not None and tta == "auto":
         path = next((p for p in (Path(source), paths.resolve(source)) if p.exists()), None)
         if path is None:
             with contextlib.suppress(FileNotFoundError):
@@ -524,8 +535,6 @@ def prediction_tta(source: str | os.PathLike[str] | Run | None, tta: str | bool 
             with contextlib.suppress(Exception):  # a foreign or official checkpoint: no config of ours
                 config = torch.load(path, map_location="cpu", weights_only=True).get("config")
     if not config:
-        return "x8"
+        return resolve_tta(tta, "x8")
     trained = TrainConfig.from_dict(dict(config), "config")
-    if trained.tta != "auto":
-        return trained.tta
-    return "x8" if trained.augment else "hflip"
+    return resolve_tta(trained.tta if tta == "auto" else tta, trained.augment)

@@ -20,11 +20,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import importlib.util
-import io
 import math
 import os
 import random
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +39,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from hw4lib import paths, runs
-from hw4lib.config import RECIPES, TrainConfig, format_duration, make_config
+from hw4lib.config import TrainConfig, format_duration
 from hw4lib.data import (
     KINDS,
     DataError,
@@ -54,15 +54,21 @@ from hw4lib.losses import build_loss, kind_ids
 from hw4lib.metrics import psnr
 from hw4lib.model import build_model, count_parameters
 from hw4lib.paths import save_png_atomic, write_json_atomic
-from hw4lib.planning import Plan, default_recipe, plan_budget, plan_epochs, refusal
+from hw4lib.planning import (
+    LongRunRefused,
+    Plan,
+    RunWontFit,
+    Timings,
+    check_estimate,
+    estimate_run,
+    plan_run,
+    refusal,
+)
 from hw4lib.scoring import samples_from_dataset, score_model, summarise
 
 __all__ = [
-    "TrainConfig",
-    "RECIPES",
-    "make_config",
-    "default_recipe",
     "fit",
+    "OutOfMemory",
     "initial_model",
     "TrainingDiverged",
     "WarmupCosine",
@@ -81,6 +87,10 @@ CHECK_EVERY = 50  # on a GPU, steps between checks that the loss is finite (each
 
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the last good checkpoint is left in place."""
+
+
+class OutOfMemory(RuntimeError):
+    """The device ran out of memory; the message names the settings that lower what the run needs."""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -103,19 +113,33 @@ class _Dist:
         return self.world > 1
 
 
-def _init_distributed(device_spec: str) -> _Dist:
-    """Join the process group torchrun describes in the environment (WORLD_SIZE, RANK, LOCAL_RANK, ...)."""
+def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
+    """This process's device, then the process group torchrun describes in the environment (WORLD_SIZE,
+    RANK, LOCAL_RANK): the device is checked first (``cuda`` on a torch without CUDA is a clear error), and
+    under torchrun every process takes the GPU of its local rank, whatever index the config names."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if world > 1 else device.index or 0)
+        torch.cuda.set_device(device)
+    if world <= 1:
+        return _Dist(), device
     if dist.is_initialized():
-        return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=False)
-    wants_cuda = device_spec.startswith("cuda") or (device_spec == "auto" and torch.cuda.is_available())
-    if wants_cuda:
-        torch.cuda.set_device(local_rank)
-    dist.init_process_group(backend="nccl" if wants_cuda else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=True)
+        return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=False), device
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=True), device
+
+
+def _agree(ddp: _Dist, error: Exception | None, what: str) -> None:
+    """Raise ``error`` in every process when any process has one (instead of the others waiting forever)."""
+    if ddp.active:
+        flag = torch.tensor([float(error is not None)])
+        dist.all_reduce(flag)
+        if flag.item() and error is None:
+            error = RuntimeError(f"{what} failed in another process (see its message)")
+    if error is not None:
+        raise error
 
 
 def _seed_everything(seed: int) -> None:
@@ -138,6 +162,7 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the RNG states of a checkpoint loaded to the CPU (``torch.set_rng_state`` takes CPU ones)."""
     random.setstate(state["python"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
@@ -329,17 +354,40 @@ def fit(
     """Train a model as ``config`` says and write the run folder; returns it as a :class:`hw4lib.runs.Run`.
 
     ``resume=True`` continues from ``last.pt`` (starts fresh when there is none). Without it, a folder
-    that already holds a run raises ``hw4lib.runs.RunExistsError`` unless ``overwrite=True``.
+    that already holds a run raises ``hw4lib.runs.RunExistsError`` unless ``overwrite=True``. Nothing is
+    written before the run is estimated, built and planned: a run refused (too long for a CPU, too large for
+    the memory) or failing to start leaves no folder behind, and ``overwrite`` replaces the old run only then.
     ``on_epoch_end(row)`` is called after each epoch's checkpoint is written (the history row as a dict).
     Under ``torchrun`` every process calls ``fit`` with the same config; the main process writes the folder.
-    Raises :class:`TrainingDiverged` when the loss becomes NaN/inf.
+    Raises :class:`TrainingDiverged` when the loss becomes NaN/inf, :class:`OutOfMemory` when the device
+    runs out of memory.
     """
-    ddp = _init_distributed(config.device)
+    ddp, device = _init_distributed(config.device)
     try:
-        return _fit(config, ddp, resume, overwrite, on_epoch_end)
+        return _fit(config, ddp, device, resume, overwrite, on_epoch_end)
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not _is_out_of_memory(err):
+            raise
+        raise OutOfMemory(_out_of_memory_message(config, device)) from err
     finally:
         if ddp.owns_group and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    text = str(err)
+    cpu = "can't allocate memory" in text or "out of memory" in text
+    return isinstance(err, torch.OutOfMemoryError) or cpu
+
+
+def _out_of_memory_message(config: TrainConfig, device: torch.device) -> str:
+    crop = f"{config.patch_size} px crops" if config.patch_size else "whole images"
+    kept = f"; {paths.relative(config.resolved_run_dir() / runs.LAST)} is kept, resume it with --resume"
+    kept = kept if (config.resolved_run_dir() / runs.LAST).is_file() else ""
+    return (
+        f"out of memory on the {device.type} training the {config.preset} model at batch {config.batch_size} "
+        f"of {crop}: lower batch_size or patch_size, use a smaller preset or grad_checkpointing=True{kept}"
+    )
 
 
 def initial_model(config: TrainConfig) -> nn.Module:
@@ -415,17 +463,19 @@ class _Run:
 def _fit(
     config: TrainConfig,
     ddp: _Dist,
+    device: torch.device,
     resume: bool,
     overwrite: bool,
     on_epoch_end: Callable[[dict[str, Any]], None] | None,
 ) -> runs.Run:
     started = time.perf_counter()
-    device = _pick_device(config.device, ddp.local_rank)
-    run_dir, resuming = _prepare_run_dir(config, ddp, device, resume, overwrite)
-    log = runs.RunLog(run_dir if ddp.main else None)
+    run_dir, resuming = _check_run_dir(config, ddp, resume, overwrite)
+    log = runs.RunLog() if ddp.main else runs.RunLog(silent=True)
     if resume and not resuming:
-        log(f"no {run_dir / runs.LAST} to resume from: starting a fresh run")
+        log(f"no {paths.relative(run_dir / runs.LAST)} to resume from: starting a fresh run")
     _seed_everything(config.seed)
+    if not resuming:  # a resumed run passed this before it first started
+        _check_estimate(config, ddp, device, log)
     _speed_switches(config, device)
     r = _Run(config, ddp, device, run_dir, log, _amp_dtype(config, device), started)
     _build_data(r)
@@ -434,6 +484,7 @@ def _fit(
         _restore_resume(r)
     r.baseline = identity_baseline(r.val_set, config.val_crop)
     _make_plan(r)
+    _open_run_dir(r, overwrite and not resuming)
     _apply_plan(r)
     r.loop_started = time.perf_counter()
     for epoch in range(r.first_epoch, r.plan.epochs + 1):
@@ -442,46 +493,50 @@ def _fit(
     return _finish(r)
 
 
-def _pick_device(spec: str, local_rank: int) -> torch.device:
-    device = resolve_device(spec, local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    return device
-
-
 def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     """Mixed precision on CUDA when ``config.amp``; CPU training stays float32 (reproducible)."""
     return amp_dtype(device, config.amp and device.type == "cuda")
 
 
-def _prepare_run_dir(
-    config: TrainConfig, ddp: _Dist, device: torch.device, resume: bool, overwrite: bool
-) -> tuple[Path, bool]:
-    """The run folder, ready to write (config.json written), and whether a resume will happen. A folder that
-    already holds a run is refused unless ``resume`` or ``overwrite``; every process gets the refusal."""
+def _check_run_dir(config: TrainConfig, ddp: _Dist, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+    """The run folder and whether a resume will happen; nothing is written. A folder that already holds a
+    run is refused unless ``resume`` or ``overwrite``; every process gets the refusal."""
     run_dir = config.resolved_run_dir()
     resuming = resume and (run_dir / runs.LAST).is_file()
-    refusal: runs.RunExistsError | None = None
-    if ddp.main:
-        if not resuming and runs.holds_run(run_dir):
-            if not overwrite:
-                refusal = runs.RunExistsError(
-                    f"{run_dir} already holds a run; pass resume=True (--resume) to continue it or "
-                    "overwrite=True (--overwrite) to start over, or choose another name"
-                )
-            else:
-                runs.clear_run(run_dir)
-        if refusal is None:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            runs.write_config(run_dir, config)
-    if ddp.active:  # every process stops when the main one refuses, instead of waiting for it forever
-        flag = torch.tensor([float(refusal is not None)], device=device)
-        dist.all_reduce(flag)
-        if flag.item() and refusal is None:
-            refusal = runs.RunExistsError(f"{run_dir} already holds a run (see the main process's message)")
-    if refusal is not None:
-        raise refusal
+    refused = None
+    if ddp.main and not resuming and not overwrite and runs.holds_run(run_dir):
+        refused = runs.RunExistsError(
+            f"{paths.relative(run_dir)} already holds a run; pass resume=True (--resume) to continue it or "
+            "overwrite=True (--overwrite) to start over, or choose another name"
+        )
+    _agree(ddp, refused, "the run folder check")
     return run_dir, resuming
+
+
+def _check_estimate(config: TrainConfig, ddp: _Dist, device: torch.device, log: runs.RunLog) -> None:
+    """The estimate before anything is allocated (FLOPs and memory on the meta device), logged; a run that
+    would not fit the memory or would take hours on a CPU is refused here, in one line with the fix."""
+    refused = None
+    if ddp.main:
+        estimate = estimate_run(config, device, ddp.world)
+        log(estimate.describe())
+        try:
+            check_estimate(config, estimate)
+        except (RunWontFit, LongRunRefused) as err:
+            refused = err
+    _agree(ddp, refused, "the estimate")
+
+
+def _open_run_dir(r: _Run, overwrite: bool) -> None:
+    """Create the run folder (replacing an earlier run when ``overwrite``), write config.json and plan.json,
+    and the log so far: the run has been estimated, built and planned."""
+    if r.ddp.main:
+        if overwrite:
+            runs.clear_run(r.run_dir)
+        r.run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_config(r.run_dir, r.config)
+        write_json_atomic(runs.jsonable(r.plan.to_dict()), r.run_dir / runs.PLAN)
+        r.log.attach(r.run_dir)
 
 
 def _speed_switches(config: TrainConfig, device: torch.device) -> None:
@@ -552,7 +607,9 @@ def _build_model(r: _Run) -> None:
 def _restore_resume(r: _Run) -> None:
     """Weights, optimiser, scaler, EMA, history and RNG state of ``last.pt`` (the schedule: _apply_plan)."""
     last_path = r.run_dir / runs.LAST
-    ckpt = runs.load_checkpoint(last_path, map_location=r.device)
+    # loaded to the CPU: load_state_dict places weights and optimiser moments on the parameters' device (and
+    # keeps AdamW's step counters on the CPU, where they cost no sync); RNG states must be CPU tensors
+    ckpt = runs.load_checkpoint(last_path, map_location="cpu")
     r.model.load_state_dict(ckpt["train_model"] if ckpt.get("train_model") is not None else ckpt["model"])
     r.optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scaler"):
@@ -596,8 +653,8 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _probe(r: _Run) -> tuple[float, float, float]:
-    """(seconds per step, per validation pass, per checkpoint) measured on this device with real batches.
+def _probe(r: _Run) -> Timings:
+    """Seconds per step, per validation pass and per epoch's checkpoints, measured on this device.
 
     The probe steps are thrown away: weights, optimiser and scaler state are restored afterwards, the EMA and
     the schedule are not touched, and the batches come from an epoch (0) that training never uses, so the run
@@ -627,37 +684,33 @@ def _probe(r: _Run) -> tuple[float, float, float]:
     evaluate(r.eval_model, Subset(r.val_set, range(k)), r.device, r.config.val_crop, r.amp_dtype)
     _sync(r.device)
     validation_s = (time.perf_counter() - start) / max(k, 1) * n_val
-    start = time.perf_counter()
-    torch.save(_checkpoint(r, 0, 0.0), io.BytesIO())
-    checkpoint_s = time.perf_counter() - start
+    checkpoint_s = _time_checkpoints(r) if r.ddp.main else 0.0
     timings = torch.tensor([step_s, validation_s, checkpoint_s], dtype=torch.float64, device=r.device)
     if r.ddp.active:  # every process plans from the slowest one's timings
         dist.all_reduce(timings, op=dist.ReduceOp.MAX)
-    return tuple(float(t) for t in timings.cpu())  # type: ignore[return-value]
+    return Timings(*(float(t) for t in timings.cpu()))
+
+
+def _time_checkpoints(r: _Run) -> float:
+    """Seconds to write an epoch's checkpoints as training does (last.pt and best.pt, each atomic and
+    fsynced), into a temporary folder on the run folder's file system."""
+    near = next(p for p in (r.run_dir, *r.run_dir.parents) if p.is_dir())
+    with tempfile.TemporaryDirectory(prefix=".probe-", dir=near) as tmp:
+        start = time.perf_counter()
+        runs.save_checkpoint(_checkpoint(r, 0, 0.0), Path(tmp), best=True)
+        return time.perf_counter() - start
 
 
 def _make_plan(r: _Run) -> None:
-    """Size the run (epochs, or the time budget) from a probe on this device; log and write the plan; refuse a
-    CPU run estimated at hours. A resumed run keeps the plan it started with."""
+    """Size the run from a probe on this device (:func:`hw4lib.planning.plan_run`; a resumed run keeps its
+    plan), the main process's plan for every process; log it; refuse a CPU run measured at hours."""
     config = r.config
     previous = Plan.from_dict(r.resumed["plan"]) if r.resumed and r.resumed.get("plan") else None
-    if previous is not None and previous.sized_by == "time_budget" and config.time_budget is not None:
-        r.plan = previous  # resume within the same plan
-    else:
-        if previous is None:
-            step_s, validation_s, checkpoint_s = _probe(r)
-        else:  # a resumed epoch run: the timings it measured when it started
-            step_s, validation_s, checkpoint_s = previous.step_s, previous.validation_s, previous.checkpoint_s
-        spent = time.perf_counter() - r.started
-        if config.time_budget is not None:
-            r.plan = plan_budget(
-                config, r.global_batch, r.elapsed_before + spent, step_s, validation_s, checkpoint_s
-            )
-        else:
-            r.plan = plan_epochs(config, r.natural_steps, r.global_batch)
-            r.plan.step_s, r.plan.validation_s, r.plan.checkpoint_s = step_s, validation_s, checkpoint_s
-            r.plan.setup_s = r.elapsed_before + spent
-    plan = r.plan
+    plan = plan_run(
+        config, natural_steps=r.natural_steps, global_batch=r.global_batch, measure=lambda: _probe(r),
+        elapsed=r.wall, previous=previous,
+    )  # fmt: skip
+    r.plan = _shared(plan, r.ddp)  # each process's clock differs: one plan, or their collectives mismatch
     r.log(
         f"run {paths.relative(r.run_dir)}: recipe {config.recipe or '-'}, preset {config.preset} "
         f"({r.n_params:,} parameters), loss {config.loss}, {len(r.train_pairs)} train / {len(r.val_set)} val "
@@ -665,12 +718,19 @@ def _make_plan(r: _Run) -> None:
         f"{precision_name(r.amp_dtype)}; identity PSNR {r.baseline['psnr']:.2f} dB"
         + (f"; resuming after epoch {r.first_epoch - 1}" if r.resumed else "")
     )
-    r.log(plan.describe())
-    if r.ddp.main:
-        write_json_atomic(runs.jsonable(plan.to_dict()), r.run_dir / runs.PLAN)
-    refused = refusal(config, plan, r.device) if r.resumed is None else None
+    r.log(r.plan.describe())
+    refused = refusal(config, r.plan, r.device) if r.resumed is None else None
     if refused is not None:
         raise refused
+
+
+def _shared(plan: Plan, ddp: _Dist) -> Plan:
+    """The main process's plan, in every process."""
+    if not ddp.active:
+        return plan
+    box: list[Any] = [plan.to_dict() if ddp.main else None]
+    dist.broadcast_object_list(box, src=0)
+    return Plan.from_dict(box[0])
 
 
 def _apply_plan(r: _Run) -> None:
@@ -697,14 +757,9 @@ def _in_notebook() -> bool:
 
 
 def _progress_kind(setting: bool | None) -> str | None:
-    """``"widget"`` (a live bar in JupyterLab), ``"text"`` (a terminal) or ``None`` (off).
-
-    ``None`` decides by where it runs: a widget in a notebook when ipywidgets is installed, text in a
-    terminal, nothing in logs and executed notebooks. ``HW4_PROGRESS=0/1`` (set by ``hw4lib.experiments`` for
-    the notebooks it executes with papermill) decides when the setting does not.
-    """
-    if setting is None and os.environ.get("HW4_PROGRESS") in ("0", "1"):
-        setting = os.environ["HW4_PROGRESS"] == "1"
+    """``"widget"`` (a live bar in JupyterLab), ``"text"`` (a terminal) or ``None`` (off), from the config's
+    ``progress`` alone: ``False`` off; ``True`` on; ``None`` where someone watches (a widget in a notebook
+    when ipywidgets is installed, text on a terminal), off in logs. Sweeps pass ``progress=False``."""
     if setting is False:
         return None
     if _in_notebook() and importlib.util.find_spec("ipywidgets") is not None:

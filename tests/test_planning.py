@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from hw4lib import planning
-from hw4lib.config import make_config
-from hw4lib.planning import BudgetTooSmall, Plan, default_recipe, plan_budget, plan_epochs, refusal
+from hw4lib.config import default_recipe, make_config
+from hw4lib.planning import BudgetTooSmall, Plan, plan_budget, plan_epochs, refusal
 
 
 def test_a_budget_plan_fills_the_budget_and_no_more():
