@@ -21,7 +21,12 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest tests
-	out=$$(mktemp -d) && HW4_OUTPUT=$$out $(PY) -m pytest --nbval --nbval-current-env \
+# outside material the notebooks read (hw4lib.paths.env_folder): the copies beside the repository, unless
+# the variables are set; an empty value means none (those cells skip)
+	out=$$(mktemp -d) && HW4_OUTPUT=$$out \
+		HW4_RAIN100L=$${HW4_RAIN100L:-$$(test -d ../shared/data/rain100l && echo ../shared/data/rain100l)} \
+		HW4_SNOW100K_MASKS=$${HW4_SNOW100K_MASKS:-$$(test -d ../shared/data/snow100k_masks && echo ../shared/data/snow100k_masks)} \
+		$(PY) -m pytest --nbval --nbval-current-env \
 		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:randomly notebooks; rc=$$?; rm -rf $$out; exit $$rc
 
 lint: $(STAMP)

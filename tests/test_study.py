@@ -14,6 +14,7 @@ from scipy import ndimage as ndi
 from hw4lib import synth
 from hw4lib.data import find_pairs, load_image, load_pair, read_split, split_by_file
 from hw4lib.metrics import psnr_uint8
+from hw4lib.synth import datasets
 from hw4lib.synth import study_set as study
 from tests.fabricate import tiny_dataset, write_png
 
@@ -71,7 +72,7 @@ def test_rain100l_gives_real_rain_and_synthetic_snow_on_the_same_scenes(tmp_path
     assert (len(train), len(val)) == (16, 4)
 
     manifest = json.loads((out / "synth.json").read_text())
-    assert manifest["source"] == "rain100l" and manifest["generator"] == "hw4lib.study.build_study_dataset"
+    assert manifest["source"] == "rain100l" and manifest["generator"] == "hw4lib.synth.build_study_dataset"
     # the rain is Rain100L's own (streaks its authors rendered over real photographs), the snow ours
     assert manifest["rain"].startswith("Rain100L's rain streaks, rendered over real photographs")
     assert manifest["snow"].startswith("synthesized by hw4lib.synth over the same clean photographs")
@@ -127,7 +128,7 @@ def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_without_rain100l_the_demo_set_is_used_and_split_by_photograph(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_demo: Path
 ) -> None:
-    monkeypatch.setattr(synth, "ensure_demo_dataset", lambda path=None: tiny_demo)
+    monkeypatch.setattr(datasets, "ensure_demo_dataset", lambda path=None: tiny_demo)
     out = tmp_path / "study"
     with pytest.warns(UserWarning, match="runs on synthetic data") as caught:
         summary = study.build_study_dataset(out, seed=0)
@@ -156,7 +157,7 @@ def test_a_demo_folder_without_its_manifest_is_split_by_pair(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     demo = tiny_dataset(tmp_path / "demo", per_kind=5)  # no synth.json: the source photos are unknown
-    monkeypatch.setattr(synth, "ensure_demo_dataset", lambda path=None: demo)
+    monkeypatch.setattr(datasets, "ensure_demo_dataset", lambda path=None: demo)
     with pytest.warns(UserWarning, match="no Rain100L copy"):
         summary = study.build_study_dataset(tmp_path / "study", val_fraction=0.4)
     assert summary["split"]["by"] == "pair"

@@ -15,9 +15,10 @@ from scipy import ndimage as ndi
 from hw4lib import paths, synth
 from hw4lib.data import DataError, PairedDataset, check_data, find_pairs, find_test_images, load_image
 from hw4lib.metrics import psnr_uint8
+from hw4lib.synth import datasets, photos, study_set
 
-SHARED_MASKS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "snow100k_masks"
-SHARED_RAIN100L = SHARED_MASKS.parent / "rain100l"
+REAL_MASKS = paths.env_folder("HW4_SNOW100K_MASKS")  # real Snow100K masks (tests/conftest.py names them)
+REAL_RAIN100L = study_set.default_rain100l()  # $HW4_RAIN100L
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -47,7 +48,7 @@ def test_photos_load_without_network(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(socket, "socket", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    synth._photo_image.cache_clear()
+    photos._photo_image.cache_clear()
     assert synth.available_photos() == list(synth.PHOTOS)  # all bundled with the installed wheels
     for name in synth.PHOTOS:
         img = synth.load_photo(name)
@@ -201,9 +202,9 @@ def test_mask_stats_on_a_hand_made_mask() -> None:
     assert synth.mask_stats(as_uint8)["flakes_per_10k"] == s["flakes_per_10k"]
 
 
-@pytest.mark.skipif(not SHARED_MASKS.is_dir(), reason="../shared/data/snow100k_masks is absent")
+@pytest.mark.skipif(REAL_MASKS is None, reason="$HW4_SNOW100K_MASKS (real Snow100K masks) is not set")
 def test_snow_presets_match_the_real_snow100k_masks() -> None:
-    masks = synth.load_snow_masks(SHARED_MASKS)
+    masks = synth.load_snow_masks(REAL_MASKS)
     real = {
         level: masks[f"beautiful_smile_0000{n}"] for level, n in (("medium", 1), ("heavy", 6), ("light", 8))
     }
@@ -263,9 +264,9 @@ def test_compare_rain_names_a_misaligned_pair(tmp_path: Path) -> None:
         synth.compare_rain(tmp_path, "light")
 
 
-@pytest.mark.skipif(not SHARED_RAIN100L.is_dir(), reason="../shared/data/rain100l is absent")
+@pytest.mark.skipif(REAL_RAIN100L is None, reason="$HW4_RAIN100L (a Rain100L copy) is not set")
 def test_light_rain_preset_matches_rain100l_on_its_photographs() -> None:
-    got = synth.compare_rain(SHARED_RAIN100L, "light")
+    got = synth.compare_rain(REAL_RAIN100L, "light")
     real, ours = got["real"], got["synthetic light"]
     assert ours["psnr"] == pytest.approx(real["psnr"], abs=1.0)
     assert ours["brightened"] == pytest.approx(real["brightened"], rel=0.3)
@@ -374,13 +375,14 @@ def test_an_interrupted_run_leaves_nothing_behind(tmp_path: Path, monkeypatch: p
     before = _files(out)
     calls = []
 
-    def failing_save(img: np.ndarray, path: Path) -> None:
+    def failing_save(img: np.ndarray, path: Path, compress_level: int | None = None) -> Path:
         calls.append(path)
         if len(calls) > 3:
             raise KeyboardInterrupt
         path.write_bytes(b"partial")
+        return path
 
-    monkeypatch.setattr(synth, "_save_png", failing_save)
+    monkeypatch.setattr(paths, "save_png_atomic", failing_save)  # every PNG the synthesizer writes
     with pytest.raises(KeyboardInterrupt):
         synth.generate_demo_dataset(out, pairs_per_type=2, test_per_type=1, size=32, seed=5, overwrite=True)
     assert _files(out) == before  # the old set is untouched
@@ -405,7 +407,7 @@ def test_ensure_demo_dataset_generates_only_the_default_folder(
     monkeypatch.setenv("HW4_ROOT", str(tmp_path))
     monkeypatch.setenv("HW4_OUTPUT", str(tmp_path))  # outputs in the repository, as outside the tests
     made = []
-    monkeypatch.setattr(synth, "generate_demo_dataset", lambda out, **kw: made.append(Path(out)))
+    monkeypatch.setattr(datasets, "generate_demo_dataset", lambda out, **kw: made.append(Path(out)))
     assert synth.ensure_demo_dataset() == tmp_path / "data" / "demo"
     assert made == [tmp_path / "data" / "demo"]  # missing default folder: generated with the defaults
     with pytest.raises(FileNotFoundError, match="course data"):
@@ -428,7 +430,7 @@ def test_a_missing_demo_set_is_generated_where_the_outputs_go(
     def fake_generate(target, **kw):
         (Path(target) / "train").mkdir(parents=True)
 
-    monkeypatch.setattr(synth, "generate_demo_dataset", fake_generate)
+    monkeypatch.setattr(datasets, "generate_demo_dataset", fake_generate)
     assert synth.ensure_demo_dataset("data/demo") == out / "data" / "demo"
     assert not (repo / "data").exists()
     assert paths.resolve("data/demo") == paths.data_dir("demo") == out / "data" / "demo"
@@ -549,13 +551,13 @@ def test_split_scenes_draws_round_n_times_the_fraction() -> None:
 
 def test_demo_scenes_names_the_photo_each_crop_came_from(tmp_path: Path, monkeypatch) -> None:
     used = []
-    original = synth._photo_image
+    original = photos._photo_image
 
     def recording(name: str):
         used.append(name)
         return original(name)
 
-    monkeypatch.setattr(synth, "_photo_image", recording)
+    monkeypatch.setattr(photos, "_photo_image", recording)
     out = tmp_path / "set"
     synth.generate_demo_dataset(out, pairs_per_type=4, test_per_type=0, size=24, seed=5)
     scenes = synth.demo_scenes(json.loads((out / "synth.json").read_text()))

@@ -10,7 +10,7 @@ from typing import Any
 
 from hw4lib import paths
 from hw4lib.data import KINDS
-from hw4lib.synth import generate_demo_dataset, generate_photo_dataset
+from hw4lib.synth.datasets import generate_demo_dataset, generate_photo_dataset
 from hw4lib.synth.study_set import RAIN100L_ENV, STUDY_CROP, STUDY_DIR, build_study_dataset
 
 __all__ = ["add_commands"]
@@ -99,9 +99,13 @@ def _study_data(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def add_commands(sub: Any) -> None:
     """Add ``demo-data`` and ``study-data`` to the ``python -m hw4lib`` subcommands."""
+    _add_demo_data(sub)
+    _add_study_data(sub)
+
+
+def _add_demo_data(sub: Any) -> None:
     p = sub.add_parser(
         "demo-data",
         help="generate the synthetic rain/snow demo dataset (course layout)",
@@ -166,6 +170,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing demo dataset in --out")
     p.set_defaults(func=_demo_data)
 
+
+def _add_study_data(sub: Any) -> None:
     p = sub.add_parser(
         "study-data",
         help="the loss study's set: every scene with rain and with snow, split by scene",

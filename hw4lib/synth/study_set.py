@@ -27,12 +27,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from hw4lib import paths, synth
-from hw4lib.data import KINDS, SPLIT_FILE, Pair, find_pairs, load_pair, split_pairs
+from hw4lib import paths
+from hw4lib.data import KINDS, MANIFEST, SPLIT_FILE, Pair, find_pairs, load_pair, split_pairs
 from hw4lib.importers import LAYOUTS, find_source_pairs
 from hw4lib.metrics import psnr_uint8
+from hw4lib.synth import datasets
 
 __all__ = ["STUDY_DIR", "STUDY_CROP", "RAIN100L_ENV", "default_rain100l", "build_study_dataset"]
 
@@ -95,7 +94,7 @@ def _from_mirror(
     label = "Rain100L" if is_rain100l else src.name
     window = f"; at most the central {crop} x {crop} px of each picture" if crop else ""
     info = {
-        "generator": "hw4lib.study.build_study_dataset",
+        "generator": "hw4lib.synth.build_study_dataset",
         "source": "rain100l" if is_rain100l else "mirror",
         "description": (
             f"the loss study's set: the {len(pairs)} pairs of {label} as the rain type and synthetic snow "
@@ -108,12 +107,12 @@ def _from_mirror(
             else f"the degraded images of {label}{window}"
         ),
         "snow": f"synthesized by hw4lib.synth over the same clean photographs{window}",
-        # repo-relative even beside the repository (../shared/...): the summary is committed with the report
+        # repo-relative even outside the repository (../...): the summary is committed with the report
         "rain_source": Path(os.path.relpath(src, paths.repo_root())).as_posix(),
     }
-    scenes = [synth.Scene(p.key, p.clean, {"rain": p.degraded}) for p in pairs]
-    return synth.write_scene_dataset(out, scenes, info, seed=seed, val_fraction=val_fraction, crop=crop,
-                                     overwrite=overwrite)  # fmt: skip
+    scenes = [datasets.Scene(p.key, p.clean, {"rain": p.degraded}) for p in pairs]
+    return datasets.write_scene_dataset(out, scenes, info, seed=seed, val_fraction=val_fraction, crop=crop,
+                                        overwrite=overwrite)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -127,15 +126,15 @@ def _from_demo(out: Path, seed: int, val_fraction: float, overwrite: bool) -> di
         f"--rain100l DIR (rain100l=DIR) or set {RAIN100L_ENV}=DIR to study real rain"
     )
     warnings.warn(note, stacklevel=3)
-    demo = synth.ensure_demo_dataset()
+    demo = datasets.ensure_demo_dataset()
     if out.resolve() == demo.resolve() or out.resolve() in demo.resolve().parents:
         raise ValueError(f"{out}: the study folder must not be the demo set {demo} or hold it; pick another")
-    manifest_path = demo / synth.MANIFEST
+    manifest_path = demo / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     pairs = find_pairs(demo)
-    split, split_by = _demo_split(pairs, synth.demo_scenes(manifest), val_fraction, seed)
+    split, split_by = _demo_split(pairs, datasets.demo_scenes(manifest), val_fraction, seed)
     summary: dict[str, Any] = {
-        "generator": "hw4lib.study.build_study_dataset",
+        "generator": "hw4lib.synth.build_study_dataset",
         "source": "demo",
         "rain": "synthetic",
         "snow": "synthetic",
@@ -146,10 +145,10 @@ def _from_demo(out: Path, seed: int, val_fraction: float, overwrite: bool) -> di
         "split": {"file": SPLIT_FILE, "by": split_by},
         "input_psnr_db": _input_psnr(pairs),
     }
-    with synth.staged_dataset(out, overwrite) as tmp:
+    with datasets.staged_dataset(out, overwrite) as tmp:
         shutil.copytree(demo, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
-        synth.write_split(tmp, split)
-        (tmp / synth.MANIFEST).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        datasets.write_split(tmp, split)
+        (tmp / MANIFEST).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     summary["out"] = str(out)
     summary["seconds"] = round(time.perf_counter() - start, 2)
     return summary
@@ -161,7 +160,7 @@ def _demo_split(
     """name -> train/val, by source photograph where the demo manifest tells it, else by pair (per kind)."""
     if photo_of is not None and all(p.name in photo_of for p in pairs):
         photos = list(dict.fromkeys(photo_of[p.name] for p in pairs))
-        by_photo = synth.split_scenes(photos, val_fraction, seed)
+        by_photo = datasets.split_scenes(photos, val_fraction, seed)
         return {p.name: by_photo[photo_of[p.name]] for p in pairs}, "photo"
     train, val = split_pairs(pairs, val_fraction=val_fraction, seed=seed)
     side = {p.name: "train" for p in train} | {p.name: "val" for p in val}
@@ -174,15 +173,10 @@ def _counts(pairs: list[Pair], split: dict[str, str]) -> dict[str, Any]:
 
 
 def _input_psnr(pairs: list[Pair]) -> dict[str, dict[str, float]]:
-    """Degraded-vs-clean PSNR per type: n, mean, min, max (dB), as synth's summaries give it."""
+    """Degraded-vs-clean PSNR per type: n, mean, min, max (dB), as the generated sets' summaries give it."""
     values: dict[str, list[float]] = {}
     for pair in pairs:
         values.setdefault(pair.kind, []).append(float(psnr_uint8(*load_pair(pair))))
-    out: dict[str, dict[str, float]] = {}
-    for kind, v in sorted(values.items()):
-        arr = np.asarray(v)
-        out[kind] = {"n": int(arr.size), "mean": round(float(arr.mean()), 2),
-                     "min": round(float(arr.min()), 2), "max": round(float(arr.max()), 2)}  # fmt: skip
-    return out
+    return {kind: datasets.summarise(v) for kind, v in sorted(values.items())}
 
 
