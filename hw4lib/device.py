@@ -12,10 +12,11 @@
 from __future__ import annotations
 
 import contextlib
+import os
 
 import torch
 
-__all__ = ["resolve_device", "amp_dtype", "autocast", "no_autocast", "precision_name"]
+__all__ = ["resolve_device", "amp_dtype", "autocast", "no_autocast", "precision_name", "free_memory_gb"]
 
 
 def resolve_device(spec: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
@@ -78,3 +79,21 @@ def no_autocast(device_type: str) -> contextlib.AbstractContextManager:
 def precision_name(dtype: torch.dtype | None) -> str:
     """``"bfloat16"``, ``"float16"`` or ``"fp32"``: what run folders record."""
     return str(dtype).replace("torch.", "") if dtype else "fp32"
+
+
+def free_memory_gb(device: torch.device) -> float | None:
+    """Memory free for a run: on CUDA the GPU's, else the host's (``MemAvailable``); None where unknown."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free / 2**30
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") / 2**30
+    except (ValueError, OSError, AttributeError):
+        return None

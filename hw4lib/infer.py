@@ -14,9 +14,11 @@ size, and ranks it by PSNR against hidden clean images. This module
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,10 +29,19 @@ from PIL import Image, UnidentifiedImageError
 from torch import nn
 from tqdm import tqdm  # plain: tqdm.auto warns in kernels without ipywidgets
 
-from hw4lib.data import IMAGE_SUFFIXES, DataError, augment_mode, list_images, load_image, quantize, short_list
-from hw4lib.device import amp_dtype, autocast
+from hw4lib.data import (
+    IMAGE_SUFFIXES,
+    DataError,
+    augment_mode,
+    list_images,
+    load_image,
+    natural_key,
+    quantize,
+    short_list,
+)
+from hw4lib.device import amp_dtype, autocast, free_memory_gb
 from hw4lib.model import PAD_MULTIPLE, pad_to_multiple
-from hw4lib.paths import atomic_write, save_png_atomic
+from hw4lib.paths import atomic_write, check_writable, save_png_atomic
 
 __all__ = [
     "DIHEDRAL",
@@ -49,6 +60,11 @@ __all__ = [
     "save_submission",
     "tta_transforms",
     "write_submission",
+    "zip_submission",
+    "restore_photos",
+    "auto_tile",
+    "bytes_per_pixel",
+    "SUBMISSION_NAME",
 ]
 
 # The 8 symmetries of the square (dihedral group D4): k quarter turns after an optional left-right flip.
@@ -65,6 +81,8 @@ TTA_MODES: dict[str, tuple[tuple[int, bool], ...]] = {
 TTA_CHOICES = ("auto", "none", *TTA_MODES)  # what a config, the CLI and the notebooks accept
 TTA = bool | str | None  # False/None: off; True or "x8": 8 flips/rotations; "flips", "hflip"
 FALLBACK_TILE, MIN_FALLBACK_TILE = 512, 64  # tiles tried when a whole image does not fit in GPU memory
+TILE_BUDGET_GB = 2.0  # at most this much (or half the free memory) for one forward's activations
+MIN_AUTO_TILE = 128
 
 TensorFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -217,6 +235,31 @@ def _tiled(
     return (out / weight)[..., :h, :w]
 
 
+def bytes_per_pixel(model: Any) -> float:
+    """Peak memory of a no-grad forward per input pixel, float32. PromptIR's widest full-resolution work is
+    the refinement stage's GDFN (width 2 x dim, hidden ``ffn_expansion_factor`` times that, doubled by the
+    gate): its input, the doubled hidden map twice over, the gate and output stay alive together. Checked
+    against the measured peak of the tiny and full models (tests/test_infer.py)."""
+    config = getattr(model, "config", None) or {"dim": 48, "ffn_expansion_factor": 2.66}
+    width = 2 * int(config["dim"])
+    hidden = int(width * float(config["ffn_expansion_factor"]))
+    return 4.0 * 1.15 * (4 * hidden + 2 * width)
+
+
+def auto_tile(
+    model: Any, height: int, width: int, device: torch.device, budget_gb: float | None = None
+) -> int | None:
+    """The tile side that keeps one forward within ``budget_gb`` (default: ``TILE_BUDGET_GB`` or half the
+    free memory, the smaller), or ``None`` when the whole image fits."""
+    free = free_memory_gb(device)
+    budget = budget_gb if budget_gb is not None else min(TILE_BUDGET_GB, free / 2 if free else TILE_BUDGET_GB)
+    per_pixel = bytes_per_pixel(model)
+    if height * width * per_pixel <= budget * 2**30:
+        return None
+    side = int(math.sqrt(budget * 2**30 / per_pixel)) // PAD_MULTIPLE * PAD_MULTIPLE
+    return max(MIN_AUTO_TILE, side)
+
+
 def _model_device(model: Any) -> torch.device:
     if isinstance(model, nn.Module):
         for t in (*model.parameters(), *model.buffers()):
@@ -328,7 +371,7 @@ def restore(
     image: torch.Tensor | np.ndarray,
     *,
     tta: TTA = False,
-    tile: int | None = None,
+    tile: int | str | None = None,
     tile_overlap: int = 32,
     device: str | torch.device | None = None,
     amp: bool | None = None,
@@ -356,13 +399,20 @@ def restore(
     summarise the whole input, so each tile sees slightly different statistics and tiled != untiled exactly
     (close, not equal); use tiles only when the whole image does not fit in memory, as large as it allows.
 
+    ``tile="auto"`` tiles only an image whose forward would need more memory than :func:`auto_tile` allows
+    (large photographs), with tiles as large as it allows.
+
     ``device``: where to run (default: the model's device; the model is moved there in place). ``amp``: mixed
-    precision (default on for CUDA, float16; ``amp=True`` on CPU uses bfloat16). ``batch_size`` splits a large
-    batch. The model is put in eval mode for the call and restored to its previous mode afterwards.
+    precision (default on for CUDA: bfloat16 where the GPU has it, else float16; ``amp=True`` on a CPU uses
+    bfloat16). ``batch_size`` splits a large batch. The model is put in eval mode for the call and restored
+    to its previous mode afterwards.
     """
-    if tile is not None and not 0 <= tile_overlap < tile:
-        raise ValueError(f"tile_overlap must be in [0, tile), got overlap={tile_overlap}, tile={tile}")
     dev = torch.device(device) if device is not None else _model_device(model)
+    if tile == "auto":
+        height, width = image.shape[-2:] if isinstance(image, torch.Tensor) else image.shape[:2]
+        tile = auto_tile(model, height, width, dev)
+    if tile is not None and not 0 <= tile_overlap < int(tile):
+        raise ValueError(f"tile_overlap must be in [0, tile), got overlap={tile_overlap}, tile={tile}")
     if device is not None and isinstance(model, nn.Module):
         model.to(dev)
 
@@ -441,7 +491,7 @@ def predict_dir(
     test_dir: str | os.PathLike[str],
     *,
     tta: TTA = False,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     tile_overlap: int = 32,
     batch_size: int = 1,
     device: str | torch.device | None = None,
@@ -478,7 +528,10 @@ def predict_dir(
                 if a.shape[:2] != sizes[p]:
                     raise DataError(f"{p}: header says {sizes[p]} but the decoded image is {a.shape[:2]}")
             x = torch.cat([_numpy_to_batch(a) for a in arrays])
-            y = restore(model, x, tta=tta, tile=tile, tile_overlap=tile_overlap, device=device, amp=amp)
+            y = restore(
+                model, x, tta=tta, tile=tile, tile_overlap=tile_overlap, device=device, amp=amp,
+                progress=progress,
+            )
             for p, out in zip(chunk, quantize(y).cpu().numpy(), strict=True):
                 preds[p.name] = np.ascontiguousarray(out)
             bar.update(len(chunk))
@@ -501,6 +554,9 @@ def save_submission(preds: Mapping[str, np.ndarray], out: str | os.PathLike[str]
     return out
 
 
+SUBMISSION_NAME = "pred.npz"  # what the leaderboard looks for at the root of the uploaded zip
+
+
 def write_submission(
     model: nn.Module | TensorFn,
     test_dir: str | os.PathLike[str],
@@ -508,39 +564,131 @@ def write_submission(
     *,
     tta: TTA = False,
     png_dir: str | os.PathLike[str] | None = None,
-    tile: int | None = None,
+    tile: int | str | None = "auto",
     tile_overlap: int = 32,
     batch_size: int = 1,
     device: str | torch.device | None = None,
     amp: bool | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> Path:
-    """Restore the test set and write the course submission ``out`` (and restored PNGs to ``png_dir``).
+    """Restore the test set and write the course submission ``out`` and, beside it, the zip the leaderboard
+    takes (``pred.npz`` at its root: ``out`` with ``.zip``); restored PNGs to ``png_dir`` when given.
 
+    Checked before any image is restored: the output folders are writable, and an existing ``out`` is only
+    replaced by one for the same test images (a submission for other images needs ``replace=True``).
     Nothing is written until every image is restored, and ``out`` is replaced atomically: an interrupted run
-    never leaves a half-written ``pred.npz`` (a previous one stays as it was). Returns the path of ``out``.
+    never leaves a half-written file (a previous one stays as it was). Returns the path of ``out``.
     """
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise ValueError(f"the submission file must end in .npz, got {out}")
+    names = [p.name for p in list_test_images(test_dir)]
+    if out.is_file() and not replace:
+        try:
+            held = sorted(load_submission(out), key=natural_key)
+        except SubmissionError as err:
+            raise SubmissionError(f"{err}; it would be replaced: pass another --out, or --force") from None
+        if set(held) != set(names):
+            raise SubmissionError(
+                f"{out} holds a submission for {len(held)} other images ({short_list(held, 3)}); this would "
+                f"replace it with {len(names)} ({short_list(names, 3)}): pass another --out, or --force "
+                "(replace=True) to replace it"
+            )
+    check_writable(out.parent, "submission folder")
+    if png_dir is not None:
+        check_writable(png_dir, "PNG folder")
     preds = predict_dir(
         model, test_dir, tta=tta, tile=tile, tile_overlap=tile_overlap, batch_size=batch_size, device=device,
         amp=amp, progress=progress,
     )
     path = save_submission(preds, out)
+    zip_submission(path)
     if png_dir is not None:
         for name, arr in preds.items():
             save_png_atomic(arr.transpose(1, 2, 0), Path(png_dir) / (Path(name).stem + ".png"))
     return path
 
 
-def load_submission(npz: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """A submission's arrays, ``{name: array}``; ``SubmissionError`` when it is not a readable npz."""
-    path = Path(npz)
+def zip_submission(npz: str | os.PathLike[str]) -> Path:
+    """``npz`` packed as the leaderboard takes it: a zip (same name, ``.zip``), ``pred.npz`` at its root."""
+    npz = Path(npz)
+    target = npz.with_suffix(".zip")
+    with atomic_write(target, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
+        archive.write(npz, SUBMISSION_NAME)  # the npz is compressed already
+    return target
+
+
+def load_submission(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """A submission's arrays, ``{name: array}``, from a ``.npz`` or the leaderboard's ``.zip`` (``pred.npz``
+    at its root); ``SubmissionError`` when it is neither."""
+    path = Path(path)
     if not path.is_file():
         raise SubmissionError(f"{path}: no such file")
     try:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                if SUBMISSION_NAME not in archive.namelist():
+                    found = short_list(archive.namelist(), 3) or "nothing"
+                    raise SubmissionError(
+                        f"{path}: the zip must hold {SUBMISSION_NAME} at its root (it holds {found})"
+                    )
+                with archive.open(SUBMISSION_NAME) as member:
+                    data = np.load(io.BytesIO(member.read()), allow_pickle=False)
+                    return {k: data[k] for k in data.files}
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
+    except SubmissionError:
+        raise
     except Exception as err:  # zipfile.BadZipFile, ValueError (pickled objects), OSError, ...
-        raise SubmissionError(f"{path}: not a readable .npz ({err}); write it with hw4lib.infer") from err
+        raise SubmissionError(
+            f"{path}: not a readable .npz or .zip ({err}); write it with hw4lib.infer"
+        ) from err
+
+
+def restore_photos(
+    model: nn.Module | TensorFn,
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    tta: TTA = False,
+    tile: int | str | None = "auto",
+    device: str | torch.device | None = None,
+    amp: bool | None = None,
+    progress: bool = True,
+    preview: int = 8,
+) -> list[Path]:
+    """Restore every image in ``src`` (any size; ``.jpg``, ``.png``, ... any case, spaces in names) into PNGs
+    of the same names in ``out``, plus ``out/preview.jpg``: the first ``preview`` of them, input beside
+    output. The output folder is checked writable first; nothing of a run's submission is touched."""
+    files = list_images(src)
+    if not files:
+        raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {src}; pass a folder of photos")
+    out = check_writable(out, "output folder")
+    written, pairs = [], []
+    for path in tqdm(files, desc="restore", unit="img", disable=not progress):
+        image = load_image(path)
+        restored = restore(model, image, tta=tta, tile=tile, device=device, amp=amp, progress=progress)
+        written.append(save_png_atomic(restored, out / f"{path.stem}.png"))
+        if len(pairs) < preview:
+            pairs.append((image, restored))
+    if pairs:
+        _save_preview(pairs, out / "preview.jpg")
+    return written
+
+
+def _save_preview(pairs: Sequence[tuple[np.ndarray, np.ndarray]], path: Path, side: int = 480) -> None:
+    """Rows of (input | restored), each scaled to ``side`` px high, as one JPEG."""
+    rows = []
+    for image, restored in pairs:
+        h, w = image.shape[:2]
+        size = (max(1, round(w * side / h)), side)
+        scaled = [np.asarray(Image.fromarray(a).resize(size)) for a in (image, restored)]
+        rows.append(np.concatenate(scaled, axis=1))
+    width = max(r.shape[1] for r in rows)
+    sheet = np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0))) for r in rows], 0)
+    with atomic_write(path, "wb") as f:
+        Image.fromarray(sheet).save(f, format="JPEG", quality=90)
 
 
 def check_submission(

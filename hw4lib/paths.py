@@ -36,6 +36,7 @@ __all__ = [
     "runs_dir",
     "figures_dir",
     "env_folder",
+    "check_writable",
     "atomic_write",
     "save_torch_atomic",
     "write_json_atomic",
@@ -132,6 +133,21 @@ def env_folder(variable: str) -> Path | None:
     folder = resolve(value)
     if not folder.is_dir():
         raise FileNotFoundError(f"${variable} names {folder}, which is not a folder; fix or unset {variable}")
+    return folder
+
+
+def check_writable(folder: str | os.PathLike[str], what: str = "output folder") -> Path:
+    """``folder`` (created if missing) when this process can write files into it; else ``PermissionError``
+    naming it. Called before long work, so that a result is never lost at the end for want of a place."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write into the {what} {folder} ({err.strerror or err}); choose another one"
+        ) from None
     return folder
 
 

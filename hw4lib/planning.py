@@ -17,7 +17,6 @@ Two stages, both before the first real step:
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 from hw4lib.config import TrainConfig, format_duration, parse_duration
-from hw4lib.device import amp_dtype
+from hw4lib.device import amp_dtype, free_memory_gb
 from hw4lib.model import build_model
 
 __all__ = [
@@ -326,24 +325,6 @@ def _matmul_tflops(device: torch.device, dtype: torch.dtype | None, n: int = 102
             torch.cuda.synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * n**3 / best / 1e12
-
-
-def free_memory_gb(device: torch.device) -> float | None:
-    """Memory free for a run: on CUDA the GPU's, else the host's (``MemAvailable``); None where unknown."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return free / 2**30
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) / 2**20
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES") / 2**30
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _image_side(pair: Any) -> tuple[int, int]:

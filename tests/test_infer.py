@@ -387,7 +387,7 @@ def test_submission_is_written_atomically(test_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(infer.np, "savez_compressed", crash_mid_write)
     with pytest.raises(KeyboardInterrupt):
-        write_submission(Identity(), test_dir, out, progress=False)
+        write_submission(Identity(), test_dir, out, progress=False, replace=True)  # not a submission: asked
     assert out.read_bytes() == b"previous submission"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.npz", "test"]  # no temp file left behind
     out.unlink()
@@ -444,3 +444,110 @@ def test_save_submission_refuses_wrong_arrays_and_names(tmp_path):
     with pytest.raises(SubmissionError, match="0.png"):
         infer.save_submission({"0.png": np.zeros((4, 4, 3), np.uint8)}, tmp_path / "pred.npz")
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------------------------------
+# the leaderboard's zip, nothing replaced without asking, folders checked first, large photos, own photos
+
+
+def test_the_zip_beside_the_submission_holds_pred_npz_at_its_root(test_dir, tmp_path):
+    import zipfile
+
+    out = write_submission(Identity(), test_dir, tmp_path / "mine.npz", progress=False)
+    archive = tmp_path / "mine.zip"
+    with zipfile.ZipFile(archive) as z:
+        assert z.namelist() == ["pred.npz"]
+    from_zip, from_npz = infer.load_submission(archive), infer.load_submission(out)
+    assert from_zip.keys() == from_npz.keys()
+    assert all(np.array_equal(from_zip[k], from_npz[k]) for k in from_npz)
+    assert check_submission(archive, test_dir) == []
+    with zipfile.ZipFile(tmp_path / "wrong.zip", "w") as z:
+        z.write(out, "submission/pred.npz")
+    problems = check_submission(tmp_path / "wrong.zip", test_dir)
+    assert len(problems) == 1 and "pred.npz at its root" in problems[0]
+
+
+def test_a_submission_is_replaced_only_by_one_for_the_same_images(test_dir, tmp_path):
+    out = write_submission(Identity(), test_dir, tmp_path / "pred.npz", progress=False)
+    before = out.read_bytes()
+    write_submission(Identity(), test_dir, out, progress=False)  # the same test images: a new prediction
+    photos = tmp_path / "photos"
+    write_png(photos / "holiday.png", rng_image(12, 16, seed=5))
+    calls = []
+
+    class Counting(Identity):
+        def forward(self, x):
+            calls.append(1)
+            return x
+
+    with pytest.raises(SubmissionError, match=r"holds a submission for 4 other images .* --force"):
+        write_submission(Counting(), photos, out, progress=False)
+    assert calls == [] and out.read_bytes() == before  # refused before any work, nothing touched
+    write_submission(Identity(), photos, out, progress=False, replace=True)
+    assert list(infer.load_submission(out)) == ["holiday.png"]
+
+
+def test_output_folders_are_checked_before_any_image_is_restored(test_dir, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    calls = []
+
+    class Counting(Identity):
+        def forward(self, x):
+            calls.append(1)
+            return x
+
+    with pytest.raises(PermissionError, match="cannot write into the submission folder"):
+        write_submission(Counting(), test_dir, blocker / "pred.npz", progress=False)
+    with pytest.raises(PermissionError, match="cannot write into the PNG folder"):
+        write_submission(Counting(), test_dir, tmp_path / "pred.npz", png_dir=blocker / "png", progress=False)
+    assert calls == [] and not (tmp_path / "pred.npz").exists()
+
+
+def test_auto_tiles_follow_the_memory_a_forward_would_take(tmp_path):
+    from hw4lib.model import build_model
+
+    tiny = build_model("tiny")
+    per_pixel = infer.bytes_per_pixel(tiny)
+    assert infer.auto_tile(tiny, 256, 256, torch.device("cpu"), budget_gb=1.0) is None  # fits whole
+    side = infer.auto_tile(tiny, 4000, 3000, torch.device("cpu"), budget_gb=1.0)
+    assert side % 8 == 0 and side * side * per_pixel <= 2**30 < (side + 8) ** 2 * per_pixel
+    assert infer.bytes_per_pixel(build_model("full")) > 2.5 * per_pixel  # twice the width, twice the hidden
+
+
+def test_bytes_per_pixel_is_the_measured_peak_of_a_whole_image_forward(tmp_path):
+    """The estimate behind automatic tiling, against the peak resident memory of a tiny-model forward."""
+    import subprocess
+    import sys
+
+    code = (
+        "import resource, torch\n"
+        "from hw4lib.model import build_model\n"
+        "from hw4lib.infer import bytes_per_pixel\n"
+        "torch.set_num_threads(1)\n"
+        "m = build_model('tiny').eval()\n"
+        "x = torch.rand(1, 3, 768, 768)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "with torch.no_grad():\n    m(x)\n"
+        "peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024\n"
+        "print(peak / (bytes_per_pixel(m) * 768 * 768))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ratio = float(done.stdout.split()[-1])
+    assert 0.6 < ratio < 1.2, ratio  # measured / estimated
+
+
+def test_own_photos_become_pngs_and_a_preview_and_no_submission(tmp_path):
+    photos = tmp_path / "my photos"
+    photos.mkdir()
+    Image.fromarray(rng_image(30, 40, seed=1)).save(photos / "beach day.JPG")
+    Image.fromarray(rng_image(20, 20, seed=2)).save(photos / "cat.jpeg")
+    write_png(photos / "street.png", rng_image(16, 24, seed=3))
+    out = tmp_path / "restored"
+    written = infer.restore_photos(Identity(), photos, out, progress=False)
+    assert sorted(p.name for p in written) == ["beach day.png", "cat.png", "street.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["beach day.png", "cat.png", "preview.jpg", "street.png"]
+    with Image.open(out / "street.png") as png, Image.open(out / "preview.jpg") as preview:
+        assert np.array_equal(np.asarray(png), rng_image(16, 24, seed=3))  # a lossless copy of the input
+        assert preview.size == (2 * 720, 3 * 480)  # rows 480 px high; the widest: 16x24 -> 480x720, twice
