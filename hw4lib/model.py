@@ -7,7 +7,7 @@ decoder is conditioned on *prompts*: at each decoder level a prompt generation b
 
 Module and parameter names follow the official code (va1shn9v/PromptIR, ``net/model.py``), so ``state_dict()``
 has the official names, shapes and order, minus six layers the official module builds but never calls
-(``DEAD_LAYERS``); ``load_official_checkpoint`` reads the official Lightning checkpoint. Differences from the
+(``DEAD_LAYERS``); ``hw4lib.runs.load_model`` reads the official Lightning checkpoint. Differences from the
 official module, none of which changes the maths:
 
 - any H, W: the input is padded to a multiple of 8 (``pad_to_multiple``) and the output cropped back;
@@ -20,7 +20,6 @@ official module, none of which changes the maths:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -38,7 +37,6 @@ __all__ = [
     "PAD_MULTIPLE",
     "build_model",
     "count_parameters",
-    "load_official_checkpoint",
     "pad_to_multiple",
 ]
 
@@ -507,15 +505,3 @@ def build_model(preset: str = "tiny", **overrides: Any) -> PromptIR:
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (only those with ``requires_grad`` when ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# official checkpoints
-
-
-def load_official_checkpoint(path: str | Path, map_location: Any = "cpu", **model_kwargs: Any) -> PromptIR:
-    """PromptIR with the weights of a checkpoint file: the official Lightning ``model.ckpt``, a plain state
-    dict or one of our ``best.pt``. The parsing lives with the other loaders: ``hw4lib.runs.load_weights``."""
-    from hw4lib.runs import load_weights  # hw4lib.runs builds models from this module: a local import
-
-    return load_weights(path, map_location, **model_kwargs)

@@ -21,11 +21,13 @@ plain state dict, or the official PromptIR Lightning ``model.ckpt``.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import glob
 import json
 import math
 import os
+import pickle
 import re
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
@@ -51,7 +53,7 @@ __all__ = [
     "unfinished_reason",
     "is_finished", "holds_run", "clear_run", "write_config", "write_history", "write_metrics", "jsonable",
     "save_checkpoint", "copy_small_files", "RunLog",
-    "load_checkpoint", "load_weights", "load_model", "prediction_tta",
+    "read_checkpoint", "load_checkpoint", "load_weights", "load_model", "prediction_tta",
 ]  # fmt: skip
 
 CONFIG = "config.json"
@@ -384,19 +386,15 @@ class RunLog:
 _DEAD_MODULES = frozenset(name.split(".")[0] for name in DEAD_LAYERS)
 
 
-def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> dict[str, Any]:
-    """One of our training checkpoints (``best.pt`` / ``last.pt``) as a dict, with clear errors."""
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """One of our training checkpoints (``best.pt`` / ``last.pt``) as a dict on the CPU, with clear errors
+    (``load_state_dict`` then places weights and optimiser state where the model is)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} does not exist; train first (hw4lib.train.fit) or check the path"
         )
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # truncated or foreign file
-        raise ValueError(
-            f"{path} is not a readable hw4lib checkpoint ({err}); retrain or pick another file"
-        ) from err
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "model_config" not in ckpt:
         raise ValueError(
             f"{path} is not an hw4lib training checkpoint (needs keys 'model' and 'model_config'); "
@@ -433,26 +431,69 @@ def _listing(names: Sequence[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def load_weights(path: str | os.PathLike[str], map_location: Any = "cpu", **model_kwargs: Any) -> PromptIR:
+class _Record(dict):
+    """Stands in for a record class pickled into a Lightning checkpoint: keeps its fields, runs no code."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.update(state if isinstance(state, dict) else {})
+
+
+# What a PyTorch Lightning checkpoint pickles besides tensors, numbers, strings and containers:
+# hyper-parameters as an argparse Namespace or Lightning's AttributeDict. Anything else is refused unless the
+# caller trusts the file: a pickled callable runs when it is unpickled.
+_CHECKPOINT_GLOBALS: list[Any] = [
+    argparse.Namespace,
+    (_Record, "lightning.fabric.utilities.data.AttributeDict"),
+    (_Record, "pytorch_lightning.utilities.parsing.AttributeDict"),
+]
+
+
+def read_checkpoint(path: str | os.PathLike[str], trust: bool = False) -> Any:
+    """The object saved in a checkpoint file, loaded to the CPU without running any code it carries: tensors,
+    numbers, strings, containers and the few record types Lightning pickles are read; a file that asks for
+    anything else is refused with :class:`CheckpointError`. ``trust=True`` unpickles it fully (only for files
+    from a source you trust: a pickled callable runs while it loads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if trust:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:
+            raise CheckpointError(f"{path}: cannot be read by torch.load ({err})") from err
+    try:
+        with torch.serialization.safe_globals(_CHECKPOINT_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:  # noqa: BLE001 -- not a zip checkpoint: say what torch said
+            unsafe = []
+        asks = f"asks to run {_listing(unsafe, 4)} while loading" if unsafe else f"is not plain data ({err})"
+        raise CheckpointError(
+            f"{path} {asks}, so it was not loaded (it could run code); if you trust where it comes from, "
+            "pass --trust-checkpoint (trust=True)"
+        ) from None
+    except Exception as err:  # truncated or foreign file
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(err).__name__}: {err}); retrain or pick another file"
+        ) from None
+
+
+def load_weights(
+    path: str | os.PathLike[str], map_location: Any = "cpu", trust: bool = False, **model_kwargs: Any
+) -> PromptIR:
     """PromptIR in eval mode with the weights of one file: the official Lightning ``.ckpt``, a plain state
     dict, or our ``best.pt``.
 
     ``model_kwargs`` go to ``build_model`` (``preset="small"`` or ``PromptIR`` keywords; default: the official
     model, or for our own training checkpoints their stored ``model_config``). Names may carry the Lightning
     ``net.`` prefix; the official dead layers are dropped. Any other missing or unexpected name, or a shape
-    mismatch, raises ``CheckpointError`` listing them. Only load files you trust: official Lightning
-    checkpoints need full unpickling.
+    mismatch, raises ``CheckpointError`` listing them. The file is read by :func:`read_checkpoint` (no code
+    runs unless ``trust``).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception:  # Lightning checkpoints pickle more than tensors (callbacks, loops, hyper-parameters)
-        try:
-            obj = torch.load(path, map_location=map_location, weights_only=False)
-        except Exception as err:
-            raise CheckpointError(f"{path}: cannot be read by torch.load ({err})") from err
+    obj = read_checkpoint(path, trust=trust)
     state, config = _extract_state_dict(obj, path)
     settings = dict(model_kwargs or config or {})
     preset = settings.pop("preset", "full")
@@ -489,6 +530,7 @@ def load_model(
     checkpoint: str | os.PathLike[str] = "best",
     map_location: str | torch.device = "cpu",
     preset: str | None = None,
+    trust: bool = False,
 ) -> PromptIR:
     """The model to infer with (eval mode, on ``map_location``), from a run or a checkpoint file.
 
@@ -513,7 +555,7 @@ def load_model(
                 f"checkpoint {checkpoint} of {paths.relative(run_dir)} not found (looked at {looked}); train "
                 "the run first (hw4lib.train.fit), or pick another checkpoint (best, last or a file)"
             )
-    model = load_weights(file, map_location="cpu", **({} if preset is None else {"preset": preset}))
+    model = load_weights(file, trust=trust, **({} if preset is None else {"preset": preset}))
     return model.to(map_location).eval()
 
 
@@ -533,7 +575,7 @@ def prediction_tta(source: str | os.PathLike[str] | Run | None, tta: str | bool 
             config = _read_json(path / CONFIG, path)
         elif path is not None and path.is_file():
             with contextlib.suppress(Exception):  # a foreign or official checkpoint: no config of ours
-                config = torch.load(path, map_location="cpu", weights_only=True).get("config")
+                config = read_checkpoint(path).get("config")
     if not config:
         return resolve_tta(tta, "x8")
     trained = TrainConfig.from_dict(dict(config), "config")

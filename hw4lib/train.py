@@ -609,7 +609,7 @@ def _restore_resume(r: _Run) -> None:
     last_path = r.run_dir / runs.LAST
     # loaded to the CPU: load_state_dict places weights and optimiser moments on the parameters' device (and
     # keeps AdamW's step counters on the CPU, where they cost no sync); RNG states must be CPU tensors
-    ckpt = runs.load_checkpoint(last_path, map_location="cpu")
+    ckpt = runs.load_checkpoint(last_path)
     r.model.load_state_dict(ckpt["train_model"] if ckpt.get("train_model") is not None else ckpt["model"])
     r.optimizer.load_state_dict(ckpt["optimizer"])
     if ckpt.get("scaler"):

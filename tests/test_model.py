@@ -25,9 +25,9 @@ from hw4lib.model import (
     PromptIR,
     build_model,
     count_parameters,
-    load_official_checkpoint,
     pad_to_multiple,
 )
+from hw4lib.runs import load_model
 
 FULL_PARAMETERS = (
     35_376_967  # official 35,592,263 minus the 215,296 of the six dead layers (architecture notes)
@@ -154,7 +154,7 @@ def test_full_model_matches_official_reference_via_lightning_checkpoint(tmp_path
         },
         path,
     )
-    model = load_official_checkpoint(path)
+    model = load_model(path)
     assert not model.training
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

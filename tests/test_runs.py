@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def test_training_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"missing\.pt does not exist; train first"):
         runs.load_checkpoint(tmp_path / "missing.pt")
     (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(ValueError, match=r"cut\.pt is not a readable hw4lib checkpoint"):
+    with pytest.raises(ValueError, match=r"cut\.pt: not a readable checkpoint"):
         runs.load_checkpoint(tmp_path / "cut.pt")
     torch.save({"state_dict": {}}, tmp_path / "lightning.pt")
     with pytest.raises(ValueError, match="needs keys 'model' and 'model_config'"):
@@ -218,3 +219,36 @@ def test_a_snapshot_keeps_the_small_files_and_the_plan(three_runs: list[Path], t
     assert runs.load_run(dest).plan == {"epochs": 3, "steps_per_epoch": 90}
     for name in runs.SMALL_FILES:
         assert (dest / name).read_bytes() == (run.path / name).read_bytes()
+
+
+def touch(path: str) -> str:
+    """What a malicious checkpoint could call while it is unpickled (here: leaves a mark)."""
+    Path(path).write_text("ran")
+    return path
+
+
+class _RunsCode:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (touch, (str(self.marker),))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unless_trusted(tmp_path):
+    """Students share checkpoints: loading one must never execute code it carries (a pickled callable in a
+    Lightning-style 'callbacks' entry here); only an explicit trust unpickles it fully."""
+    torch.manual_seed(0)
+    state = {f"net.{k}": v for k, v in build_model("tiny").state_dict().items()}
+    marker = tmp_path / "marker"
+    torch.save({"state_dict": state, "callbacks": {"evil": _RunsCode(marker)}}, tmp_path / "shared.ckpt")
+    with pytest.raises(runs.CheckpointError) as info:
+        runs.load_model(tmp_path / "shared.ckpt", preset="tiny")
+    message = str(info.value)
+    assert "\n" not in message and "shared.ckpt asks to run" in message and "test_runs.touch" in message
+    assert "--trust-checkpoint" in message and not marker.exists()  # nothing ran
+    model = runs.load_model(tmp_path / "shared.ckpt", preset="tiny", trust=True)
+    assert marker.read_text() == "ran" and isinstance(model, runs.PromptIR)  # trusted: it ran, as warned
+    torch.save({"state_dict": state, "epoch": 3, "hyper_parameters": argparse.Namespace(lr=2e-4)},
+               tmp_path / "lightning.ckpt")  # fmt: skip
+    assert not runs.load_model(tmp_path / "lightning.ckpt", preset="tiny").training  # Lightning's records
