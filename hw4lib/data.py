@@ -319,8 +319,9 @@ def load_image(path: str | Path) -> np.ndarray:
             im.load()
             return _to_rgb_uint8(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
+        detail = str(err).replace(f" '{path}'", "").replace(str(path), "the file")  # named once, in front
         raise DataError(
-            f"{path}: cannot read the image ({type(err).__name__}: {err}). The file is corrupt or not an "
+            f"{path}: cannot read the image ({type(err).__name__}: {detail}). The file is corrupt or not an "
             "image: replace it (re-extract the dataset) or remove it together with its twin."
         ) from None
 
@@ -782,6 +783,12 @@ class DataReport:
         return self.format()
 
 
+def _problem(err: DataError, path: Path) -> Problem:
+    """An error about ``path`` as a Problem that names the file once (messages often start with it)."""
+    text = str(err)
+    return Problem("error", path, text.removeprefix(f"{path}: "))
+
+
 def _spread(items: Sequence, limit: int | None) -> list:
     """At most ``limit`` items, evenly spaced over the sequence (all of them when ``limit`` is None)."""
     if limit is None or len(items) <= limit:
@@ -814,7 +821,7 @@ def check_data(
         try:
             degraded, clean = load_pair(pair)
         except DataError as err:
-            return pair, None, None, Problem("error", pair.degraded, str(err))
+            return pair, None, None, _problem(err, pair.degraded)
         h, w = degraded.shape[:2]
         if patch_size is not None and min(h, w) < patch_size:
             return (
@@ -833,7 +840,7 @@ def check_data(
         try:
             img = load_image(path)
         except DataError as err:
-            return None, Problem("error", path, str(err))
+            return None, _problem(err, path)
         return (img.shape[1], img.shape[0]), None
 
     psnrs: dict[str, list[float]] = defaultdict(list)

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hw4lib import cli, synth
+from hw4lib import cli
 from hw4lib.__main__ import build_parser, main
-from hw4lib.cli import config_from_args
 from hw4lib.config import make_config
 from hw4lib.data import find_pairs, load_image
 from hw4lib.infer import check_submission, restore
 from hw4lib.scoring import score_predictions
+from hw4lib.synth import datasets
 from tests.fabricate import rng_image, tiny_dataset, tiny_run, write_png
 
 
@@ -81,7 +81,7 @@ def test_study_data_from_a_rain100l_folder_or_the_demo_fallback(tmp_path, capsys
 
     monkeypatch.delenv("HW4_RAIN100L", raising=False)  # no Rain100L named
     demo = tiny_dataset(tmp_path / "demo", per_kind=5)
-    monkeypatch.setattr(synth, "ensure_demo_dataset", lambda path=None: demo)
+    monkeypatch.setattr(datasets, "ensure_demo_dataset", lambda path=None: demo)
     assert main(["study-data", "--out", str(tmp_path / "fallback")]) == 0
     captured = capsys.readouterr()
     assert "source demo" in captured.out and "split by pair" in captured.out
@@ -119,7 +119,7 @@ def test_cli_import_then_check_data_accepts_it(tmp_path, capsys):
     assert main(["check-data", str(out)]) == 0
 
     code = main(["import-pairs", str(src), "--out", str(out)])
-    assert code == 2 and "--append" in capsys.readouterr().err
+    assert code == 1 and "--append" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------------- train
@@ -130,33 +130,44 @@ def test_cli_builds_the_config_from_file_recipe_and_flags(tmp_path):
     make_config("demo", epochs=9).to_json(base)
     args = build_parser().parse_args(
         ["train", "--config", str(base), "--loss", "mse", "--patch-size", "none", "--ema", "0.99",
-         "--augment", "false", "--model-overrides", '{"dim": 8}', "--resume"]
+         "--augment", "flips", "--model-overrides", '{"dim": 8}', "--resume"]
     )  # fmt: skip
-    config = config_from_args(args)
+    config = cli._train_config(args)
     assert (config.epochs, config.loss, config.patch_size) == (9, "mse", None)
-    assert (config.ema, config.augment, config.recipe) == (0.99, False, "demo")
+    assert (config.ema, config.augment, config.recipe) == (0.99, "flips", "demo")
     assert config.model_overrides == {"dim": 8} and args.resume
     args = build_parser().parse_args(["train", "--recipe", "official", "--lr", "1e-3"])
-    config = config_from_args(args)
+    config = cli._train_config(args)
     assert config.recipe == "official" and config.lr == 1e-3 and config.patch_size == 128
+    # no recipe: the notebook's choice (make_config), the cpu recipe for a course-style set on a CPU
+    course = tmp_path / "course"
+    tiny_dataset(course, per_kind=2)
+    (course / "synth.json").unlink(missing_ok=True)
+    args = build_parser().parse_args(["train", "--data-dir", str(course), "--device", "cpu"])
+    assert cli._train_config(args) == make_config(data_dir=str(course), device="cpu")
+    assert cli._train_config(args).recipe == "cpu"
 
 
 def test_train_flags_that_do_not_parse_say_which_and_why():
     parse = cli._field_parser
     with pytest.raises(argparse.ArgumentTypeError, match=r"--epochs: cannot read 'ten' as int"):
         parse("epochs", int)("ten")
-    with pytest.raises(argparse.ArgumentTypeError, match=r"--augment: cannot read 'maybe' as bool"):
-        parse("augment", bool)("maybe")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"--allow-long-cpu: cannot read 'maybe' as bool"):
+        parse("allow_long_cpu", bool)("maybe")
     with pytest.raises(argparse.ArgumentTypeError, match=r"--model-overrides: .*not a JSON object"):
         parse("model_overrides", dict[str, int])("[1, 2]")
-    assert parse("patch_size", int | None)("None") is None and parse("patch_size", int | None)("64") == 64
+    assert parse("patch_size", int | None)("None") is cli._NONE  # "none" clears the recipe's value
+    assert parse("patch_size", int | None)("64") == 64
     assert parse("lr", float)("2e-4") == 2e-4 and parse("loss", str)("l1+0.1*edge") == "l1+0.1*edge"
 
 
 def test_train_reports_a_bad_config_in_one_line(capsys):
     assert main(["train", "--recipe", "demo", "--preset", "huge"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("train: invalid TrainConfig: preset 'huge'") and "Traceback" not in err
+    assert err.startswith("hw4lib train: invalid TrainConfig: preset 'huge'") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["train", "--recipe", "demo", "--loss", "l2"]) == 1
+    assert "bad loss spec 'l2'" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------------------------- inference
@@ -174,7 +185,10 @@ def test_cli_predict_then_score(tmp_path, capsys):
     predict = ["predict", "--run", str(run), "--no-progress"]
     assert main([*predict, "--test-dir", str(degraded), "--device", "cpu", "--tta", "none"]) == 0
     out = run / "pred.npz"  # the default: inside the run folder
-    assert "TTA none" in capsys.readouterr().out and check_submission(out, degraded) == []
+    printed = capsys.readouterr().out
+    assert "self-ensemble none" in printed and check_submission(out, degraded) == []
+    assert f"upload {out.with_suffix('.zip')}" in printed
+    assert check_submission(out.with_suffix(".zip"), degraded) == []
     with np.load(out) as data:
         expected = restore(model, rng_image(20, 28, seed=1)).transpose(2, 0, 1)
         assert np.array_equal(data["1.png"], expected)
@@ -195,8 +209,8 @@ def test_cli_predict_then_score(tmp_path, capsys):
 
 
 def test_predict_without_a_run_or_checkpoint_says_what_to_pass(tmp_path, capsys):
-    assert main(["predict", "--test-dir", str(tmp_path)]) == 2
-    assert "pass a run folder (--run) or a checkpoint file" in capsys.readouterr().err
+    assert main(["predict", "--test-dir", str(tmp_path)]) == 1
+    assert "pass a run (--run NAME or folder) or a checkpoint file" in capsys.readouterr().err
 
 
 # -------------------------------------------------------------------------------------------------- sweeps

@@ -43,13 +43,14 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _config(data_root: Path, run_dir: Path, **overrides):
     values = dict(
-        data_dir=str(data_root), run_dir=str(run_dir), preset="tiny", model_overrides=MICRO, patch_size=16,
-        batch_size=4, epochs=2, val_fraction=0.34, device="cpu", progress=False, save_samples=0,
+        data_dir=str(data_root), run_dir=str(run_dir), preset="tiny", model_overrides=MICRO,
+        patch_size=16, batch_size=4, epochs=2, val_fraction=0.34, device="cpu", progress=False,
+        save_samples=0,
     )  # fmt: skip
     return make_config("smoke", **{**values, **overrides})
 
 
-# ---- 1. resume on a GPU --------------------------------------------------------------------------------------
+# ---- 1. resume on a GPU -----------------------------------------------------------------------------------
 
 
 @pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter")
@@ -76,7 +77,7 @@ def test_resume_loads_to_the_cpu_and_places_state_on_the_model_device(data_root,
     assert r.first_epoch == 2 and r.ema.num_updates == ckpt["ema"]["num_updates"]
 
 
-# ---- 2. bfloat16 only where the card has it --------------------------------------------------------------
+# ---- 2. bfloat16 only where the card has it ---------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -97,7 +98,7 @@ def test_mixed_precision_is_bfloat16_only_on_cards_that_compute_it(monkeypatch, 
     assert device_mod.amp_dtype(torch.device("cpu")) is None  # a CPU trains in float32
 
 
-# ---- 6. several processes, one plan ----------------------------------------------------------------------
+# ---- 6. several processes, one plan -----------------------------------------------------------------------
 
 _SKEWED = """
 import json, os, sys, time
@@ -127,7 +128,7 @@ def test_processes_started_apart_share_one_budget_plan(data_root, tmp_path):
     assert plans[0] == plans[1] and plans[0]["total_steps"] >= 1
 
 
-# ---- 7. devices under torchrun -----------------------------------------------------------------------------
+# ---- 7. devices under torchrun ----------------------------------------------------------------------------
 
 
 def test_cuda_on_a_torch_without_cuda_is_a_clear_error_before_the_process_group(monkeypatch):
