@@ -207,17 +207,21 @@ def make_study(
 
 
 def fake_eval_images(run: Path, names: list[str], size: int = 16) -> None:
-    """Degraded / restored / clean PNGs of ``names`` in the run's eval folder (the restored one a little off
-    the clean one), and a visual.json listing them, as ``hw4lib.probe.evaluate_run`` saves them."""
+    """The images of ``names`` as ``hw4lib.study.probe.evaluate_run`` saves them into a snapshot: the restored
+    PNG (a little off the clean one) in the run's eval folder, the degraded and clean PNGs in the snapshot's
+    ``images/`` folder beside the runs; and a visual.json listing them."""
     import json
+
+    from hw4lib.study.images import IMAGES
 
     visual = {}
     for k, name in enumerate(names):
         clean = rng_image(size, size, seed=k)
         restored = np.clip(clean.astype(int) + 12, 0, 255).astype(np.uint8)
         degraded = np.clip(clean.astype(int) + 40, 0, 255).astype(np.uint8)
-        for tag, img in (("degraded", degraded), ("restored", restored), ("clean", clean)):
-            write_png(run / runs.EVAL / f"{name}_{tag}.png", img)
+        write_png(run / runs.EVAL / f"{name}_restored.png", restored)
+        for tag, img in (("degraded", degraded), ("clean", clean)):
+            write_png(run.parent / IMAGES / f"{name}_{tag}.png", img)
         visual[name] = {"kind": name.split("-")[0], "top": 2, "left": 2, "size": 8}
     (run / runs.EVAL / "visual.json").write_text(json.dumps({"images": visual, "worst": {}}))
 

@@ -1,4 +1,4 @@
-"""Figures render from fabricated runs."""
+"""Figures render from fabricated runs and their tables."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 
 from hw4lib.runs import load_runs
-from hw4lib.study import plots, report, tables
+from hw4lib.study import figures, plots, prompts, tables
+from hw4lib.study.build import compute_tables
 from tests.fabricate import fake_eval_images, make_study, rng_image, write_png
 
 
@@ -19,13 +20,13 @@ def test_figures_render_from_fabricated_runs(three_runs: list[Path]) -> None:
     import matplotlib.pyplot as plt
 
     runs = load_runs([str(p) for p in three_runs])
-    curves = plots.plot_learning_curves(runs)
+    curves = figures.plot_learning_curves(runs)
     assert len(curves.axes) == 3 and len(curves.axes[1].lines) == 3 * 2 + 1  # curve + best star, + baseline
-    assert plots.plot_psnr_distribution(runs) is not None
-    weights = plots.plot_prompt_weights(runs)
+    assert figures.plot_psnr_distribution(runs) is not None
+    weights = figures.plot_prompt_weights(runs)
     assert weights is not None and len(weights.axes) == 3 * 2
-    assert plots.plot_prompt_projection(runs) is not None
-    assert plots.plot_visual_grid(runs, "rain") is None  # no eval images in these runs
+    assert figures.plot_prompt_projection(runs) is not None
+    assert figures.plot_visual_grid(runs, "rain") is None  # no eval images in these runs
     plt.close("all")
 
 
@@ -56,35 +57,38 @@ def test_study_figures_render_readably(tmp_path: Path) -> None:
         fake_eval_images(path, ["rain-0", "snow-11"])
     runs = load_runs(made)
     compared = [r for arm in tables.study_arms(runs).values() for r in arm]
+    computed = compute_tables(runs)
 
-    seeds = plots.plot_loss_seeds(runs)
+    seeds = figures.plot_loss_seeds(runs, computed.summary, computed.paired)
     left, right = seeds.axes[:2]
     assert left.get_ylabel() == "PSNR (dB)" and right.get_ylabel() == "PSNR difference (dB)"
     assert len([ln for ln in left.lines if ln.get_label().startswith("seed")]) == 3  # one line per seed
     assert [t.get_text() for t in left.get_xticklabels()] == ["L1", "MSE", "L1+SSIM", "L1 + 0.1*Edge(Y)"]
 
-    level = plots.plot_level_dependence(tables.level_differences(runs))
+    level = figures.plot_level_dependence(
+        computed.level_points, computed.level_correlation, computed.level_bands, computed.band_edges
+    )
     assert "r = -1.00" in level.axes[0].get_title() and "(dB" in level.axes[0].get_xlabel()
 
-    worst = plots.plot_worst_regressions(compared, n=2)  # MSE loses most on the lightest image, snow-11
+    worst = figures.plot_worst_regressions(compared, n=2)  # MSE loses most on the lightest image, snow-11
     assert len(worst.axes) == 2 * 4 + 2  # degraded, restored, clean, error map per row + a colour bar each
     assert (
         "grey levels" in worst.axes[-1].get_ylabel() and "study-mse-s0: snow-11" in worst.axes[0].get_title()
     )
 
-    compute = plots.plot_compute_curve(runs)
+    compute = figures.plot_compute_curve(runs, computed.compute)
     assert compute.axes[0].get_xscale() == "log" and "images seen" in compute.axes[0].get_xlabel()
     assert compute.axes[1].get_xlabel() == "wall time (s, log scale)"
 
-    ablations = plots.plot_prompt_ablations(tables.prompt_ablations(runs))
+    ablations = figures.plot_prompt_ablations(computed.ablations)
     assert ablations.axes[0].get_ylabel() == "PSNR change vs own prompts (dB)" and len(ablations.axes) == 4
 
-    grid = plots.plot_visual_grid(report.shown_runs(runs), "rain")
+    grid = figures.plot_visual_grid(tables.shown_runs(runs), "rain")
     every = [*grid.axes, *(inset for ax in grid.axes for inset in ax.child_axes)]
     interpolations = {im.get_interpolation() for ax in every for im in ax.images}
     assert interpolations == {"antialiased", "lanczos"}  # the insets magnified smoothly, never "nearest"
 
-    curves = plots.plot_learning_curves(compared)  # a colour per loss, a legend entry per loss
+    curves = figures.plot_learning_curves(compared)  # a colour per loss, a legend entry per loss
     assert len(curves.axes[1].get_legend().get_texts()) == 4 + 1
     for fig in (seeds, level, worst, compute, ablations, grid, curves):
         assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)  # no overlapping labels
@@ -93,11 +97,13 @@ def test_study_figures_render_readably(tmp_path: Path) -> None:
 
 def test_study_figures_leave_out_what_the_runs_lack(three_runs: list[Path]) -> None:
     runs = load_runs([str(p) for p in three_runs])  # one seed per loss, no series, no ablations, no images
-    assert plots.plot_loss_seeds(runs) is None
-    assert plots.plot_compute_curve(runs) is None
-    assert plots.plot_prompt_ablations(tables.prompt_ablations(runs)) is None
-    assert plots.plot_worst_regressions(runs) is None
-    assert plots.plot_level_dependence(tables.level_differences(runs)) is not None
+    computed = compute_tables(runs)
+    assert figures.plot_loss_seeds(runs, computed.summary, computed.paired) is None
+    assert figures.plot_compute_curve(runs, tables.compute_table(runs)) is None
+    assert figures.plot_prompt_ablations(prompts.prompt_ablations(runs)) is None
+    assert figures.plot_worst_regressions(runs) is None
+    level = (computed.level_points, computed.level_correlation, computed.level_bands, computed.band_edges)
+    assert figures.plot_level_dependence(*level) is not None
 
 
 def test_validation_curves_join_the_validated_epochs(three_runs: list[Path]) -> None:
@@ -109,7 +115,7 @@ def test_validation_curves_join_the_validated_epochs(three_runs: list[Path]) -> 
     run = load_runs([str(three_runs[0])])[0]
     h = run.history
     h.loc[h.index[0], ["val_psnr", "val_psnr_rain", "val_psnr_snow"]] = float("nan")  # val_every 2: a gap
-    curves = plots.plot_learning_curves([run])
+    curves = figures.plot_learning_curves([run])
     line = curves.axes[1].lines[0]
     validated = h.loc[h["val_psnr"].notna(), "epoch"].tolist()
     assert len(validated) == len(h) - 1 >= 2

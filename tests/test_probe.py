@@ -15,7 +15,7 @@ from hw4lib import runs
 from hw4lib.model import build_model
 from hw4lib.runs import load_run
 from hw4lib.scoring import samples_from_pairs, score_model
-from hw4lib.study import probe, report
+from hw4lib.study import probe, snapshot
 from hw4lib.study.tables import ReportError
 from tests.fabricate import make_run, tiny_dataset
 
@@ -34,7 +34,7 @@ def test_evaluation_without_data_says_how_to_get_it(tmp_path: Path) -> None:
     (run / "config.json").write_text(json.dumps(config))
     (run / "best.pt").write_bytes(b"")
     with pytest.raises(ReportError, match=r"needs its validation images in .*missing.*make demo-data"):
-        report.collect_runs([run], dest=tmp_path / "snap", verbose=False)
+        snapshot.collect_runs([run], dest=tmp_path / "snap", verbose=False)
 
 
 def _run_with_checkpoint(tmp_path: Path) -> Path:
@@ -63,7 +63,9 @@ def test_ablations_equal_models_changed_by_hand(tmp_path: Path) -> None:
         *weights,
         "psnr_own_mean",
         "psnr_other_mean",
-        *probe.ablation_columns(5),
+        "psnr_uniform",
+        *(f"psnr_onehot_{j}" for j in range(5)),
+        "psnr_zero_prompt",
     ]
     assert list(pd.read_csv(tmp_path / "eval" / "per_image.csv").columns) == list(table.columns)
 
@@ -109,10 +111,10 @@ def test_compute_series_runs_are_evaluated_without_ablations(tmp_path: Path, mon
         pd.DataFrame({"name": ["a"], "kind": ["rain"], "psnr": [25.0], "ssim": [0.8], "input_psnr": [20.0],
                       "input_ssim": [0.6]}).to_csv(out / "per_image.csv", index=False)  # fmt: skip
 
-    monkeypatch.setattr(report, "evaluate_run", fake)
+    monkeypatch.setattr(snapshot, "evaluate_run", fake)
     full = make_run(tmp_path / "runs", "s-l1-s0", "l1", 25.0, 24.0, 26.0, metrics={"steps": 400})
     short = make_run(tmp_path / "runs", "s-steps50-l1-s0", "l1", 21.0, 20.0, 22.0, metrics={"steps": 50})
     for run in (full, short):
         (run / "best.pt").write_bytes(b"")
-    report.collect_runs([full, short], dest=tmp_path / "snap", verbose=False)
+    snapshot.collect_runs([full, short], dest=tmp_path / "snap", verbose=False)
     assert calls == {"s-l1-s0": True, "s-steps50-l1-s0": False}

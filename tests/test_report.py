@@ -1,19 +1,49 @@
 """The report: report.md carries the runs' numbers and leaves out what it has no data for; the snapshot
-holds a checkpoint's evaluation and rebuilds without it."""
+holds a checkpoint's evaluation and rebuilds without it; build makes every part from one computation."""
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from hw4lib.runs import load_runs
-from hw4lib.study import plots, report, tables
-from tests.fabricate import fake_per_image, make_run, make_study, tiny_dataset
+from hw4lib import paths
+from hw4lib.paths import write_text_atomic
+from hw4lib.runs import Run, load_runs
+from hw4lib.study import context, figures, prompts, quoted, render, snapshot
+from hw4lib.study.build import build, compute_tables
+from hw4lib.study.images import IMAGES
+from tests.fabricate import fake_eval_images, fake_per_image, make_run, make_study, tiny_dataset
+
+
+def _context(
+    runs: list[Run],
+    out_dir: Path,
+    figs: dict[str, Path] | None = None,
+    dataset: dict[str, Any] | None = None,
+    **tables: Any,
+) -> dict[str, Any]:
+    """The template's context of ``runs``, their tables computed as ``build`` computes them; ``tables``
+    replace some of them (fields of ``ReportTables``)."""
+    computed = dataclasses.replace(compute_tables(runs, dataset), **tables)
+    return context.report_context(runs, computed, figs or {}, out_dir, dataset=dataset)
+
+
+def _markdown(runs: list[Run], out_dir: Path, **kwargs: Any) -> str:
+    return context.render_markdown(_context(runs, out_dir, **kwargs))
+
+
+def _write(runs: list[Run], out_dir: Path, **kwargs: Any) -> Path:
+    """``<out_dir>/report.md`` as ``build`` writes it (figure links relative to ``out_dir``)."""
+    out = paths.output(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_text_atomic(_markdown(runs, out, **kwargs), out / "report.md")
 
 
 def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Path, monkeypatch) -> None:
@@ -38,13 +68,13 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
             }
         )
     )
-    md_path = report.write_report(
+    md_path = _write(
         runs,
-        {"curves": fig},
-        out_dir=tmp_path / "report",
-        separation=tables.prompt_separation(runs),
-        swaps={"L1": tables.prompt_swap_table(runs[0])},
-        benchmarks=tables.load_benchmarks(str(bench / "bench-rain100l-*.json")),
+        tmp_path / "report",
+        figs={"curves": fig},
+        separation=prompts.prompt_separation(runs),
+        swaps={"L1": prompts.prompt_swap_table(runs[0])},
+        benchmarks=snapshot.load_benchmarks(str(bench / "bench-rain100l-*.json")),
     )
     md = md_path.read_text()
     for text in (
@@ -72,7 +102,7 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
         assert text in md, text
     assert "Ranking by best validation PSNR: L1+SSIM (28.46 dB) > L1 (28.12 dB) > MSE (27.80 dB)" in md
     assert "a different order from theirs" in md
-    html_path = report.render_html(md_path)
+    html_path = render.render_html(md_path)
     page = html_path.read_text()
     assert page.startswith("<!DOCTYPE html>") and "<table>" in page and "28.46" in page
     # self-contained: the figure is embedded, the tables styled
@@ -82,7 +112,7 @@ def test_write_report_fills_in_the_numbers(three_runs: list[Path], tmp_path: Pat
 
 def test_report_without_benchmarks_or_evaluation_leaves_sections_out(tmp_path: Path) -> None:
     a = make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)
-    md = report.write_report(load_runs([a]), {}, out_dir=tmp_path / "out").read_text()
+    md = _write(load_runs([a]), tmp_path / "out").read_text()
     assert "Real data: Rain100L" not in md and "What the prompts learned" not in md
     assert "No visual comparison" in md and "25.00" in md
 
@@ -98,16 +128,16 @@ def test_transfer_section_from_benchmark_files(tmp_path: Path) -> None:
     (tmp_path / "bench-transfer.json").write_text(json.dumps(result))
     (tmp_path / "bench-transfer-bad.json").write_text(json.dumps({"val_psnr": 30.0}))  # a budget file
     with pytest.warns(UserWarning, match="bench-transfer-bad.json"):
-        transfer = tables.load_transfer(str(tmp_path / "bench-transfer*.json"))
+        transfer = snapshot.load_transfer(str(tmp_path / "bench-transfer*.json"))
     assert list(transfer.index) == ["bench-transfer"] and transfer.loc["bench-transfer", "steps"] == 321
     runs = load_runs([a])
-    md = report.write_report(runs, {}, out_dir=tmp_path / "out", transfer=transfer).read_text()
+    md = _write(runs, tmp_path / "out", transfer=transfer).read_text()
     row = next(line for line in md.splitlines() if line.startswith("| bench-transfer"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # gain over the input on all pairs, TTA gains over the input of the TTA subset (26.5 - 25.0, 26.1 - 25.0)
     assert cells[1:9] == ["small", "600", "321", "100", "25.52", "26.77", "+1.25", "+1.50"]
     assert cells[9] == "+1.10" and "largest transfer gain is +1.25 dB (small preset)" in md
-    assert tables.load_transfer(str(tmp_path / "none*.json")) is None
+    assert snapshot.load_transfer(str(tmp_path / "none*.json")) is None
 
 
 def test_tta_sentence_reports_the_mean_change_of_each_ensemble(tmp_path: Path) -> None:
@@ -115,9 +145,9 @@ def test_tta_sentence_reports_the_mean_change_of_each_ensemble(tmp_path: Path) -
         (tmp_path / f"bench-rain100l-{name}.json").write_text(json.dumps(
             {"preset": name, "val_psnr": plain, "val_psnr_tta": x8, "val_psnr_tta_hflip": mirror}
         ))  # fmt: skip
-    table = tables.load_benchmarks(str(tmp_path / "bench-rain100l-*.json"))
+    table = snapshot.load_benchmarks(str(tmp_path / "bench-rain100l-*.json"))
     runs = load_runs([make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)])
-    md = report.write_report(runs, {}, out_dir=tmp_path / "out", benchmarks=table).read_text()
+    md = _write(runs, tmp_path / "out", benchmarks=table).read_text()
     assert "changes PSNR by -2.50 dB on average" in md  # mean of -3.0 and -2.0
     assert "changes PSNR by +0.30 dB" in md and "PSNR + mirror" in md
 
@@ -140,7 +170,7 @@ def test_collect_runs_evaluates_a_checkpoint(tmp_path: Path) -> None:
     (snap / "old-run").mkdir(parents=True)
     (snap / "old-run" / "metrics.json").write_text("{}")
 
-    [collected] = report.collect_runs([run], dest=snap, n_visual=1, device="cpu", verbose=False)
+    [collected] = snapshot.collect_runs([run], dest=snap, n_visual=1, device="cpu", verbose=False)
     assert collected.path == snap / "t-l1" and not (snap / "old-run").exists()  # stale snapshot pruned
     assert not (snap / "t-l1" / "best.pt").exists()  # checkpoints stay out of the snapshot
     pi = collected.per_image
@@ -154,14 +184,15 @@ def test_collect_runs_evaluates_a_checkpoint(tmp_path: Path) -> None:
     assert (pi["input_psnr"] < 30).all()
     visual = json.loads((snap / "t-l1" / "eval" / "visual.json").read_text())["images"]
     assert sorted(v["kind"] for v in visual.values()) == ["rain", "snow"]
-    for name in visual:
-        for tag in ("degraded", "restored", "clean"):
-            assert (snap / "t-l1" / "eval" / f"{name}_{tag}.png").is_file()
+    for name in visual:  # the restored image beside the run's table, the data's images once per snapshot
+        assert (snap / "t-l1" / "eval" / f"{name}_restored.png").is_file()
+        for tag in ("degraded", "clean"):
+            assert (snap / IMAGES / f"{name}_{tag}.png").is_file()
 
     import matplotlib
 
     matplotlib.use("Agg")
-    assert plots.plot_visual_grid([collected], "rain") is not None
+    assert figures.plot_visual_grid([collected], "rain") is not None
 
     # the snapshot alone (no checkpoint, no data) rebuilds the same evaluation
     again = load_runs(str(snap / "*"))
@@ -172,7 +203,7 @@ def test_collect_runs_evaluates_a_checkpoint(tmp_path: Path) -> None:
 
 
 def _separation(accuracies: dict[str, float]) -> pd.DataFrame:
-    """A prompt-separation table as ``tables.prompt_separation`` returns it, with the given accuracies."""
+    """A prompt-separation table as ``prompts.prompt_separation`` returns it, with the given accuracies."""
     rows = [
         {"run": run, "level": level, "L1 gap": 0.5, "separation": 1.0, "LOO acc": acc}
         for run, acc in accuracies.items()
@@ -184,15 +215,15 @@ def _separation(accuracies: dict[str, float]) -> pd.DataFrame:
 def test_template_uses_exactly_the_context_keys(three_runs: list[Path], tmp_path: Path) -> None:
     import jinja2.meta
 
-    env = report.template_environment()
-    source = env.loader.get_source(env, report.TEMPLATE)[0]
+    env = context.template_environment()
+    source = env.loader.get_source(env, context.TEMPLATE)[0]
     used = jinja2.meta.find_undeclared_variables(env.parse(source))
     runs = load_runs([str(p) for p in three_runs])
-    context = report.report_context(runs, {}, tmp_path)
-    assert used == set(context)  # none missing, none unused
-    del context["run_names"]
+    filled = _context(runs, tmp_path)
+    assert used == set(filled)  # none missing, none unused
+    del filled["run_names"]
     with pytest.raises(jinja2.UndefinedError, match="run_names"):
-        report.render_markdown(context)  # strict: a missing variable is an error, not an empty string
+        context.render_markdown(filled)  # strict: a missing variable is an error, not an empty string
 
 
 def test_every_branch_renders_with_numbered_figures_and_sections(
@@ -200,11 +231,7 @@ def test_every_branch_renders_with_numbered_figures_and_sections(
 ) -> None:
     monkeypatch.setenv("HW4_ROOT", str(tmp_path))
     runs = load_runs([str(p) for p in three_runs])
-    figures = {}
-    for key in report.FIGURE_KEYS:
-        figures[key] = tmp_path / "figures" / f"{key}.png"
-        figures[key].parent.mkdir(exist_ok=True)
-        figures[key].write_bytes(b"png")
+    figs = _figures(tmp_path)
     bench = tmp_path / "bench"
     bench.mkdir()
     (bench / "bench-rain100l-a.json").write_text(
@@ -212,15 +239,13 @@ def test_every_branch_renders_with_numbered_figures_and_sections(
     )
     transfer = {"preset": "small", "real_psnr": 28.0, "gain_db": 2.5}
     (bench / "bench-transfer.json").write_text(json.dumps(transfer))
-    labels = tables.run_labels(runs)
-    md = report.write_report(
+    md = _write(
         runs,
-        figures,
-        out_dir=tmp_path / "report",
+        tmp_path / "report",
+        figs=figs,
         separation=_separation({"L1": 0.9, "MSE": 0.5}),
-        swaps={label: tables.prompt_swap_table(run) for label, run in zip(labels, runs, strict=True)},
-        benchmarks=tables.load_benchmarks(str(bench / "bench-rain100l-*.json")),
-        transfer=tables.load_transfer(str(bench / "bench-transfer*.json")),
+        benchmarks=snapshot.load_benchmarks(str(bench / "bench-rain100l-*.json")),
+        transfer=snapshot.load_transfer(str(bench / "bench-transfer*.json")),
     ).read_text()
     sections = [line for line in md.splitlines() if line.startswith("### 4.")]
     assert [s.split(" ", 2)[1] for s in sections] == ["4.1", "4.2", "4.3", "4.4", "4.5", "4.6"]
@@ -250,7 +275,7 @@ def test_figure_numbers_follow_the_figures_present(tmp_path: Path) -> None:
     a = make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0, per_image=fake_per_image(0.0))
     fig = tmp_path / "psnr.png"
     fig.write_bytes(b"png")
-    md = report.write_report(load_runs([a]), {"psnr": fig}, out_dir=tmp_path / "out").read_text()
+    md = _write(load_runs([a]), tmp_path / "out", figs={"psnr": fig}).read_text()
     assert "### 4.1 Learning curves" in md and "### 4.3 Per-image PSNR" in md and "### 4.5" not in md
     assert "### 4.4 What the prompts learned" in md and "predates the prompt ablations" in md
     assert "*Figure 1: Per-image validation PSNR by degradation type (box: quartiles).*" in md
@@ -269,8 +294,7 @@ def test_figure_numbers_follow_the_figures_present(tmp_path: Path) -> None:
 )
 def test_prompt_verdict_follows_the_thresholds(tmp_path: Path, accuracy: float, verdict: str) -> None:
     runs = load_runs([make_run(tmp_path, "demo-l1", "l1", 25.0, 24.0, 26.0)])
-    context = report.report_context(runs, {}, tmp_path, separation=_separation({"L1": 0.5, "MSE": accuracy}))
-    md = report.render_markdown(context)
+    md = _markdown(runs, tmp_path, separation=_separation({"L1": 0.5, "MSE": accuracy}))
     assert f"is right for {accuracy:.0%} of them at best (MSE; chance is 50%): {verdict}\n" in md
 
 
@@ -285,16 +309,15 @@ def test_small_differences_swaps_and_transfer_take_the_other_sentences(
     (tmp_path / "bench-transfer.json").write_text(
         json.dumps({"preset": "small", "real_psnr": 26.0, "gain_db": 1.99})
     )
-    context = report.report_context(
+    filled = _context(
         runs,
-        {},
         tmp_path,
-        swaps={"L1": tables.prompt_swap_table(runs[0])},
-        transfer=tables.load_transfer(str(tmp_path / "bench-transfer*.json")),
+        swaps={"L1": prompts.prompt_swap_table(runs[0])},
+        transfer=snapshot.load_transfer(str(tmp_path / "bench-transfer*.json")),
     )
-    assert context["resolved"] == [] and context["swap_cost_matters"] is False
-    assert context["transfer_best"]["lasting"] is False
-    md = report.render_markdown(context)
+    assert filled["resolved"] == [] and filled["swap_cost_matters"] is False
+    assert filled["transfer_best"]["lasting"] is False
+    md = context.render_markdown(filled)
     assert "Every interval includes 0: at this scale the losses are not distinguishable" in md
     assert "One run per loss is a demonstration, not a finding" in md
     assert "is L1: rain images -0.20 dB, snow images -0.20 dB. The cost is small" in md
@@ -303,11 +326,11 @@ def test_small_differences_swaps_and_transfer_take_the_other_sentences(
 
 def test_seed_numbers_come_from_seed_results(three_runs: list[Path], tmp_path: Path, monkeypatch) -> None:
     runs = load_runs([str(p) for p in three_runs])  # ours: L1+SSIM > L1 > MSE
-    before = report.write_report(runs, {}, out_dir=tmp_path / "a").read_text()
+    before = _write(runs, tmp_path / "a").read_text()
     assert "L1 28.88, L1+SSIM 29.34, MSE 29.74 dB on the hidden test set" in before
     assert "a different order from theirs. Their gaps (0.46 and 0.86 dB over L1)" in before
-    monkeypatch.setattr(tables, "SEED_RESULTS", {"l1": 30.0, "l1_ssim": 31.5, "mse": 29.25})
-    md = report.write_report(runs, {}, out_dir=tmp_path / "b").read_text()
+    monkeypatch.setattr(quoted, "SEED_RESULTS", {"l1": 30.0, "l1_ssim": 31.5, "mse": 29.25})
+    md = _write(runs, tmp_path / "b").read_text()
     assert "reported L1 30.00 dB, L1+SSIM 31.50 dB, MSE 29.25 dB; our runs give the same order as" in md
     assert "Their gaps (1.50 and -0.75 dB over L1)" in md
     assert "L1 30.00, L1+SSIM 31.50, MSE 29.25 dB on the hidden test set" in md
@@ -318,12 +341,13 @@ def test_seed_numbers_come_from_seed_results(three_runs: list[Path], tmp_path: P
 
 
 def _figures(tmp_path: Path) -> dict[str, Path]:
-    figures = {}
-    for key in report.FIGURE_KEYS:
-        figures[key] = tmp_path / "figures" / f"{key}.png"
-        figures[key].parent.mkdir(exist_ok=True)
-        figures[key].write_bytes(b"png")
-    return figures
+    """A stand-in file for every figure of the report."""
+    figs = {}
+    for key in figures.FIGURE_KEYS:
+        figs[key] = tmp_path / "figures" / f"{key}.png"
+        figs[key].parent.mkdir(exist_ok=True)
+        figs[key].write_bytes(b"png")
+    return figs
 
 
 STUDY_DATA = {
@@ -335,7 +359,7 @@ STUDY_DATA = {
 def test_study_report_states_seeds_intervals_and_what_it_cannot_resolve(tmp_path: Path) -> None:
     made = make_study(tmp_path / "runs")
     runs = load_runs(made)
-    md_path = report.write_report(runs, _figures(tmp_path), out_dir=tmp_path / "out", dataset=STUDY_DATA)
+    md_path = _write(runs, tmp_path / "out", figs=_figures(tmp_path), dataset=STUDY_DATA)
     md = md_path.read_text()
     for text in (
         "from 21 runs (listed in section 2.4)",
@@ -373,7 +397,7 @@ def test_study_report_states_seeds_intervals_and_what_it_cannot_resolve(tmp_path
     ):
         assert text in md, text
     assert "One run per loss is a demonstration" not in md and "\n\n\n" not in md
-    page = report.render_html(md_path).read_text()
+    page = render.render_html(md_path).read_text()
     assert "0.1<em>" not in page and "0.1*Edge(Y)" in page  # no stray emphasis from the loss labels
     captions = [line.split(":")[0] for line in md.splitlines() if line.startswith("*Figure ")]
     assert captions == [f"*Figure {i}" for i in range(1, 13)]  # every figure of a study has its place
@@ -390,7 +414,7 @@ def test_study_report_other_decisions(tmp_path: Path) -> None:
         ref = by_name[f"study-l1-s{seed}"].per_image
         pi["psnr"] = ref["psnr"] + 0.2 * (pi["input_psnr"] - 23.0)
         pi["psnr_zero_prompt"] = pi["psnr"] + [0.3, -0.3, 0.2, -0.2, 0.1, -0.1] * 2
-    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    md = _markdown(runs, tmp_path)
     assert "the interval includes 0, so no further gain is resolved at the largest budget" in md
     # an unresolved last step is no evidence of a plateau: the report must not say more steps would not help
     assert "With 3 seeds the last doubling is not resolved either way" in md
@@ -410,7 +434,7 @@ def test_dataset_and_benchmarks_travel_with_the_snapshot(tmp_path: Path) -> None
     config = json.loads((run / "config.json").read_text()) | {"data_dir": str(data)}
     (run / "config.json").write_text(json.dumps(config))
     first = tmp_path / "first"
-    report.collect_runs([run], dest=first, verbose=False)
+    snapshot.collect_runs([run], dest=first, verbose=False)
     assert (first / "dataset.json").read_bytes() == (data / "synth.json").read_bytes()
     (first / "bench").mkdir()
     (first / "bench" / "bench-rain100l-tiny.json").write_text(
@@ -419,13 +443,11 @@ def test_dataset_and_benchmarks_travel_with_the_snapshot(tmp_path: Path) -> None
 
     (data / "synth.json").unlink()  # a clone without the data: the snapshot carries both along
     second = tmp_path / "second"
-    runs = report.collect_runs(str(first / "*"), dest=second, verbose=False)
-    assert report.load_dataset(second) == manifest
-    benchmarks, _ = report.collect_benchmarks(str(tmp_path / "none-*.json"), dest=second / "bench")
+    runs = snapshot.collect_runs(str(first / "*"), dest=second, verbose=False)
+    assert snapshot.load_dataset(second) == manifest
+    benchmarks, _ = snapshot.collect_benchmarks(str(tmp_path / "none-*.json"), dest=second / "bench")
     assert list(benchmarks.index) == ["bench-rain100l-tiny"]
-    md = report.write_report(
-        runs, {}, out_dir=tmp_path / "out", dataset=report.load_dataset(second)
-    ).read_text()
+    md = _write(runs, tmp_path / "out", dataset=snapshot.load_dataset(second)).read_text()
     assert (
         "The data is synthetic: `hw4lib.synth.generate_demo_dataset` drew rain streaks and snowflakes "
         "over random 64 px crops of 2 photographs (rocket, camera); its test split uses other photographs "
@@ -435,20 +457,20 @@ def test_dataset_and_benchmarks_travel_with_the_snapshot(tmp_path: Path) -> None
 
 
 def test_report_folders_and_defaults() -> None:
-    folders = report.report_folders("report/x")
+    folders = snapshot.report_folders("report/x")
     assert [p.relative_to(folders["root"]).as_posix() for p in folders.values()] == [
         ".", "run-data", "tables", "figures"
     ]  # fmt: skip
-    assert report.SNAPSHOT_DIR == "report/demo/run-data" and report.DEFAULT_REPORT == "report/demo"
+    assert snapshot.SNAPSHOT_DIR == "report/demo/run-data" and snapshot.DEFAULT_REPORT == "report/demo"
 
 
 def test_render_pdf_uses_a_tool_when_there_is_one(tmp_path: Path, monkeypatch) -> None:
     md = tmp_path / "report.md"
     md.write_text("# A report\n\nSome text.\n")
-    html = report.render_html(md)
-    monkeypatch.setattr(report.shutil, "which", lambda name: None)
+    html = render.render_html(md)
+    monkeypatch.setattr(render.shutil, "which", lambda name: None)
     with pytest.warns(UserWarning, match="no headless Chromium/Chrome or LibreOffice"):
-        assert report.render_pdf(html) is None
+        assert render.render_pdf(html) is None
     assert not (tmp_path / "report.pdf").exists()
 
     fake = tmp_path / "bin" / "chromium"  # a stand-in browser that writes what --print-to-pdf names
@@ -456,9 +478,9 @@ def test_render_pdf_uses_a_tool_when_there_is_one(tmp_path: Path, monkeypatch) -
     script = 'for a in "$@"; do case $a in --print-to-pdf=*) printf \'%%PDF-fake\' > "${a#*=}";; esac; done'
     fake.write_text(f"#!/bin/sh\n{script}\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(report.shutil, "which", lambda name: str(fake) if name == "chromium" else None)
-    assert report.pdf_command() == ("browser", str(fake))
-    pdf = report.render_pdf(html)
+    monkeypatch.setattr(render.shutil, "which", lambda name: str(fake) if name == "chromium" else None)
+    assert render.pdf_command() == ("browser", str(fake))
+    pdf = render.render_pdf(html)
     assert pdf == tmp_path / "report.pdf" and pdf.read_bytes() == b"%PDF-fake"
 
 
@@ -468,7 +490,7 @@ def test_a_gain_resolved_below_zero_says_more_steps_will_not_help(tmp_path: Path
     for seed, drop in enumerate((0.30, 0.35, 0.32)):  # every seed lost at the last doubling
         full, before = by_name[f"study-l1-s{seed}"], by_name[f"study-steps200-l1-s{seed}"]
         full.metrics["best_val_psnr"] = before.metrics["best_val_psnr"] - drop
-    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    md = _markdown(runs, tmp_path)
     assert "More of the same steps are unlikely to help at this scale" in md
     assert "not resolved either way" not in md
 
@@ -477,23 +499,64 @@ def test_a_split_fixed_by_the_data_set_is_described_as_such(tmp_path: Path) -> N
     runs = load_runs(make_study(tmp_path / "runs"))
     dataset = {"generator": "hw4lib.study.build_study_dataset", "source": "rain100l",
                "description": "the study set", "split": {"file": "split.csv", "by": "scene"}}  # fmt: skip
-    md = report.render_markdown(report.report_context(runs, {}, tmp_path, dataset=dataset))
+    md = _markdown(runs, tmp_path, dataset=dataset)
     assert "The split is fixed by the data set's `split.csv` (by scene" in md
     assert "drawn with each run's seed" not in md and "and the data split" not in md
     assert "| validation fraction | - | fixed by the data set (split.csv, by scene) |" in md
     assert "make study" in md and "make demo " not in md
-    plain = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    plain = _markdown(runs, tmp_path)
     assert "drawn with each run's seed" in plain and "make demo" in plain
 
 
 def test_prompt_weights_that_change_nothing_are_called_inert(tmp_path: Path) -> None:
     runs = load_runs(make_study(tmp_path / "runs"))
-    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    md = _markdown(runs, tmp_path)
     assert "The weighting itself carries nothing" not in md  # the fabricated re-weightings move PSNR
     for run in runs:
         pi = run.per_image
         if pi is not None and "psnr_uniform" in pi:  # re-weighted prompts: within 0.001 dB of the plain one
             pi["psnr_uniform"] = pi["psnr"] + 0.001
             pi["psnr_other_mean"] = pi["psnr"] - 0.001
-    md = report.render_markdown(report.report_context(runs, {}, tmp_path))
+    md = _markdown(runs, tmp_path)
     assert "The weighting itself carries nothing at this scale" in md and "less than 0.01 dB" in md
+
+
+# ------------------------------------------------------------------------------------------------- build
+
+
+def test_build_makes_every_part_from_one_computation(tmp_path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    made = make_study(tmp_path / "runs")
+    for path in made[:12]:  # every run of the loss comparison kept images of a visual and of a regression
+        fake_eval_images(path, ["rain-0", "snow-11"])
+    report = build(str(tmp_path / "runs" / "study-*"), tmp_path / "out", bench=str(tmp_path / "none-*.json"))
+
+    assert report.markdown.read_text().startswith("# Rain and snow removal with PromptIR")
+    assert report.html.is_file() and report.pdf is None
+    saved = pd.read_csv(report.table_files["loss_summary"]["csv"], index_col=0)  # the tables as computed
+    psnr = report.tables.summary.loc["L1", "PSNR (dB)"]
+    assert saved.loc["L1", "PSNR (dB)"] == pytest.approx(psnr, abs=1e-4)
+    assert "| L1                     | 0, 1, 2 | 24.26 [24.01, 24.50] |" in report.markdown.read_text()
+    assert list(report.figures) == [k for k in figures.FIGURE_KEYS if k in report.figures]  # report order
+    assert {"loss_seeds", "level", "worst", "compute", "ablations", "visual_rain"} <= set(report.figures)
+    assert (report.folder / "figures" / "worst_regressions.jpg").is_file()
+
+    # the snapshot keeps the images the figures draw, once each: clean and degraded of the shown images, the
+    # restored ones of the shown runs (seed 0 of each loss) and of the worst regressions
+    snap = report.folder / "run-data"
+    assert sorted(p.name for p in (snap / IMAGES).iterdir()) == [
+        "rain-0_clean.png", "rain-0_degraded.png", "snow-11_clean.png", "snow-11_degraded.png"
+    ]  # fmt: skip
+    restored = sorted(p.relative_to(snap).as_posix() for p in snap.glob("*/eval/*.png"))
+    shown = [f"study-{name}-s0" for name in ("l1", "l1_0.1_edge_y", "l1_ssim", "mse")]
+    visual = {f"{run}/eval/{name}_restored.png" for run in shown for name in ("rain-0", "snow-11")}
+    assert set(restored) >= visual
+    assert len(restored) <= 4 * 2 + 3 and not list(snap.glob("*/eval/*_clean.png"))
+
+    # rebuilt from its own snapshot elsewhere: the same words and the same figures
+    again = build(str(snap / "*"), tmp_path / "again", bench=str(tmp_path / "none-*.json"))
+    assert again.markdown.read_text() == report.markdown.read_text()
+    for name in report.figures.values():
+        assert (tmp_path / "again" / "figures" / name.name).read_bytes() == name.read_bytes()

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from hw4lib.runs import load_run, load_runs
-from hw4lib.study import tables
+from hw4lib.study import output, prompts, snapshot, stats, tables
 from tests.fabricate import make_run, make_study
 
 
@@ -37,7 +37,7 @@ def test_comparison_table_holds_the_runs_numbers(three_runs: list[Path]) -> None
 
 def test_save_table_writes_markdown_latex_and_csv(three_runs: list[Path], tmp_path: Path) -> None:
     table = tables.comparison_table(load_runs([str(p) for p in three_runs]))
-    files = tables.save_table(table, "loss_comparison", tmp_path / "tables")
+    files = output.save_table(table, "loss_comparison", tmp_path / "tables")
     md = files["md"].read_text()
     assert "| L1+SSIM" in md and "28.46" in md and "0.8500" in md and "123,456" in md and "+8.12" in md
     tex = files["tex"].read_text()
@@ -51,7 +51,7 @@ def test_save_table_writes_markdown_latex_and_csv(three_runs: list[Path], tmp_pa
 
 def test_latex_escapes_special_characters() -> None:
     df = pd.DataFrame({"PSNR (dB)": [30.0]}, index=pd.Index(["l1+0.1*edge_50%"], name="loss"))
-    tex = tables.to_latex(df)
+    tex = output.to_latex(df)
     assert "l1+0.1*edge\\_50\\%" in tex
 
 
@@ -69,20 +69,9 @@ def test_runs_on_different_validation_sets_warn(tmp_path: Path) -> None:
         tables.comparison_table(load_runs([a, b]))
 
 
-def test_paired_differences_by_hand(three_runs: list[Path]) -> None:
-    runs = load_runs([str(p) for p in three_runs])
-    diff = tables.paired_differences(runs)
-    # L1+SSIM images are each +0.5 dB over L1: mean 0.5, no spread, better on all 4
-    assert diff.loc["L1+SSIM - L1", "mean (dB)"] == pytest.approx(0.5)
-    assert diff.loc["L1+SSIM - L1", "s.e. (dB)"] == pytest.approx(0.0, abs=1e-9)
-    assert diff.loc["L1+SSIM - L1", "images better"] == 4
-    assert diff.loc["MSE - L1", "mean (dB)"] == pytest.approx(-0.25)
-    assert diff.loc["MSE - L1", "images better"] == 0
-
-
 def test_prompt_separation_by_hand(three_runs: list[Path]) -> None:
     runs = load_runs([str(p) for p in three_runs])
-    sep = tables.prompt_separation(runs[:1]).set_index("level")
+    sep = prompts.prompt_separation(runs[:1]).set_index("level")
     # prompt1: rain mean (0.9, 0.1), snow mean (0.1, 0.9): L1 gap 1.6, no within-type spread -> perfect split
     assert sep.loc["prompt1", "L1 gap"] == pytest.approx(1.6)
     assert sep.loc["prompt1", "LOO acc"] == 1.0
@@ -95,14 +84,14 @@ def test_prompt_separation_by_hand(three_runs: list[Path]) -> None:
 def test_pca_separates_two_clusters() -> None:
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0, 0.01, (10, 4)) + [1, 0, 0, 0], rng.normal(0, 0.01, (10, 4))])
-    coords, explained = tables.pca_2d(x)
+    coords, explained = stats.pca_2d(x)
     assert explained[0] > 0.9
     assert (np.sign(coords[:10, 0]) != np.sign(coords[10:, 0])[0]).all()
 
 
 def test_prompt_swap_table_from_evaluation(three_runs: list[Path]) -> None:
     run = load_run(three_runs[0])
-    table = tables.prompt_swap_table(run)
+    table = prompts.prompt_swap_table(run)
     assert table.loc["rain", "swap cost (dB)"] == pytest.approx(-1.0)
     assert table.loc["snow", "own prompt"] == pytest.approx(25.0 + 2.5)
 
@@ -111,9 +100,9 @@ def test_load_benchmarks_skips_bad_files(tmp_path: Path) -> None:
     (tmp_path / "bench-rain100l-a.json").write_text("{oops")
     (tmp_path / "bench-rain100l-b.json").write_text(json.dumps({"val_psnr": 30.0, "preset": "small"}))
     with pytest.warns(UserWarning, match="bench-rain100l-a.json"):
-        table = tables.load_benchmarks(str(tmp_path / "bench-rain100l-*.json"))
+        table = snapshot.load_benchmarks(str(tmp_path / "bench-rain100l-*.json"))
     assert list(table.index) == ["bench-rain100l-b"] and table.loc["bench-rain100l-b", "val_psnr"] == 30.0
-    assert tables.load_benchmarks(str(tmp_path / "none-*.json")) is None
+    assert snapshot.load_benchmarks(str(tmp_path / "none-*.json")) is None
 
 
 # ------------------------------------------------------------------------------------------------ statistics
@@ -123,16 +112,16 @@ Z = 1.959963984540054  # standard normal, 97.5% quantile
 
 
 def test_t_interval_by_hand() -> None:
-    ci = tables.mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1
+    ci = stats.mean_interval([1.0, 2.0, 3.0])  # mean 2, sd 1
     assert ci["mean"] == pytest.approx(2.0) and ci["n"] == 3
     assert ci["low"] == pytest.approx(2.0 - T2 / math.sqrt(3)) and ci["high"] == pytest.approx(
         2.0 + T2 / math.sqrt(3)
     )
-    assert tables.t_quantile(3) == pytest.approx(T2) and tables.t_quantile(2) == pytest.approx(12.706204736)
-    one = tables.mean_interval([5.0, float("nan")])  # NaN dropped; one value: a mean without an interval
+    assert stats.t_quantile(3) == pytest.approx(T2) and stats.t_quantile(2) == pytest.approx(12.706204736)
+    one = stats.mean_interval([5.0, float("nan")])  # NaN dropped; one value: a mean without an interval
     assert one["mean"] == 5.0 and one["n"] == 1 and math.isnan(one["low"]) and math.isnan(one["high"])
-    assert tables.excludes_zero(0.1, 0.5) and tables.excludes_zero(-0.5, -0.1)
-    assert not tables.excludes_zero(-0.1, 0.5) and not tables.excludes_zero(float("nan"), float("nan"))
+    assert stats.excludes_zero(0.1, 0.5) and stats.excludes_zero(-0.5, -0.1)
+    assert not stats.excludes_zero(-0.1, 0.5) and not stats.excludes_zero(float("nan"), float("nan"))
 
 
 def test_fisher_z_interval_by_hand() -> None:
@@ -141,12 +130,12 @@ def test_fisher_z_interval_by_hand() -> None:
     dx, dy = x - x.mean(), y - y.mean()
     r = float((dx * dy).sum() / math.sqrt((dx**2).sum() * (dy**2).sum()))
     half = Z / math.sqrt(len(x) - 3)
-    ci = tables.pearson_interval(x, y)
+    ci = stats.pearson_interval(x, y)
     assert ci["r"] == pytest.approx(r) and ci["n"] == 8
     assert ci["low"] == pytest.approx(math.tanh(math.atanh(r) - half))
     assert ci["high"] == pytest.approx(math.tanh(math.atanh(r) + half))
     assert ci["high"] < 0  # a clearly negative relation: the interval excludes 0
-    few = tables.pearson_interval([1, 2, 3], [1, 3, 2])  # three pairs: r, but no interval
+    few = stats.pearson_interval([1, 2, 3], [1, 3, 2])  # three pairs: r, but no interval
     assert few["r"] == pytest.approx(0.5) and math.isnan(few["low"])
 
 
@@ -156,10 +145,10 @@ def test_wilson_interval_by_hand() -> None:
     denom = 1 + z2 / 10
     centre = (0.8 + z2 / 20) / denom
     half = Z * math.sqrt(0.8 * 0.2 / 10 + z2 / 400) / denom
-    low, high = tables.wilson_interval(8, 10)
+    low, high = stats.wilson_interval(8, 10)
     assert (low, high) == (pytest.approx(centre - half), pytest.approx(centre + half))
     assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
-    zero_low, zero_high = tables.wilson_interval(0, 10)  # stays inside [0, 1] at the edge
+    zero_low, zero_high = stats.wilson_interval(0, 10)  # stays inside [0, 1] at the edge
     assert zero_low == 0.0 and zero_high == pytest.approx(z2 / 10 / denom)
 
 
@@ -253,7 +242,7 @@ def test_failure_cases_count_regressions(study: list) -> None:
 
 
 def test_prompt_ablation_means_by_hand(study: list, three_runs: list[Path]) -> None:
-    table = tables.prompt_ablations(study).set_index(["loss", "kind", "column"])
+    table = prompts.prompt_ablations(study).set_index(["loss", "kind", "column"])
     zero = table.loc[("L1", "rain", "psnr_zero_prompt")]
     # rain images i = 0, 2, ... 10: -1.0 + 0.1 (i % 3 - 1), three seeds each: 18 values, deviations ±0.1 on 12
     values = [-1.0 + 0.1 * (i % 3 - 1) for i in range(0, 12, 2)] * 3
@@ -262,11 +251,11 @@ def test_prompt_ablation_means_by_hand(study: list, three_runs: list[Path]) -> N
     assert zero["low (dB)"] == pytest.approx(-1.0 - half)
     assert table.loc[("MSE", "snow", "psnr_other_mean"), "mean (dB)"] == pytest.approx(-0.3)
     assert table.loc[("L1", "snow", "psnr_onehot_2"), "ablation"] == "one-hot on component 2"
-    assert tables.prompt_ablations(load_runs([str(p) for p in three_runs])) is None  # swap columns only
+    assert prompts.prompt_ablations(load_runs([str(p) for p in three_runs])) is None  # swap columns only
 
 
 def test_prompt_type_accuracy_with_wilson_interval(study: list) -> None:
-    acc = tables.prompt_type_accuracy(study)
+    acc = prompts.prompt_type_accuracy(study)
     row = acc.loc["L1"]
     assert row["correct"] == 36 and row["images"] == 36 and row["accuracy"] == 1.0
     z2 = Z * Z

@@ -3,10 +3,12 @@
 :func:`evaluate_run` restores every validation image of a run with its checkpoint (through the one
 restore-and-score path of ``hw4lib.scoring``) and writes ``eval/per_image.csv``: PSNR/SSIM of the output and
 of the input, the softmax weights of each prompt-generation block, and the PSNR with the prompts changed
-(``ABLATION_COLUMNS``): the prompt weights replaced by the mean weights of the image's own type and of the
-other type (a swap), by uniform weights, by one-hot weights on each component, and the prompt branch zeroed.
-It also saves the images of the report's visual comparison and of the worst regressions. The report reads
-those files; it never needs the checkpoint again.
+(the columns ``prompts.ABLATIONS`` names): the prompt weights replaced by the mean weights of the image's own
+type and of the other type (a swap), by uniform weights, by one-hot weights on each component, and the prompt
+branch zeroed.
+It also saves the images of the report's visual comparison and of the worst regressions, in the layout of
+``images`` (a restored image beside the table, the clean and degraded ones in a folder the runs of a snapshot
+share). The report reads those files; it never needs the checkpoint again.
 
 Every change to the prompts is a forward hook on the model (removed afterwards), and every restoration goes
 through ``score_model``, so an ablated PSNR differs from the plain one only by what the hook changed.
@@ -30,20 +32,12 @@ from hw4lib.device import resolve_device
 from hw4lib.paths import atomic_write, save_png_atomic, write_json_atomic
 from hw4lib.runs import Run
 from hw4lib.scoring import Sample, samples_from_pairs, score_model
-from hw4lib.study.tables import ReportError, prompt_levels
+from hw4lib.study.prompts import prompt_levels
+from hw4lib.study.tables import ReportError
 
-__all__ = ["ABLATION_COLUMNS", "evaluate_run", "validation_pairs", "zoom_box", "ablation_columns"]
+__all__ = ["evaluate_run", "validation_pairs", "zoom_box"]
 
 VISUAL_ZOOM = 0.25  # side of the magnified window, as a share of the image's shorter side
-SWAP_COLUMNS = ("psnr_own_mean", "psnr_other_mean")  # own / other type's mean prompt weights
-# PSNR with uniform prompt weights, one-hot weights on component j (every level at once; one column per j:
-# ``psnr_onehot_{j}``), and the prompt branch zeroed; after the swap columns, in this order
-ABLATION_COLUMNS = ("psnr_uniform", "psnr_onehot_{j}", "psnr_zero_prompt")
-
-
-def ablation_columns(n_components: int) -> list[str]:
-    """The per_image.csv columns the ablations write, in order, for prompt blocks of ``n_components``."""
-    return ["psnr_uniform", *(f"psnr_onehot_{j}" for j in range(n_components)), "psnr_zero_prompt"]
 
 
 def validation_pairs(
@@ -92,20 +86,23 @@ def evaluate_run(
     device: str = "auto",
     ablations: bool = True,
     n_worst: int = 2,
+    images_dir: str | os.PathLike[str] | None = None,
 ) -> pd.DataFrame:
     """Restore every validation image with the run's model; write ``eval/per_image.csv`` and the visual PNGs.
 
     Per image: PSNR and SSIM of the restored and of the degraded image (against clean), and the softmax
     weights of each prompt-generation block (``prompt1_0`` ...). With ``prompt_swap``, each image is restored
     twice more with its prompt weights replaced by the mean weights of its own type (``psnr_own_mean``) and of
-    the other type (``psnr_other_mean``), see ``tables.prompt_swap_table``. With ``ablations`` (a compute
+    the other type (``psnr_other_mean``), see ``prompts.prompt_swap_table``. With ``ablations`` (a compute
     series can skip them: they cost one restoration each), it is restored with uniform prompt weights
     (``psnr_uniform``), with one-hot weights on component ``j`` at every level (``psnr_onehot_{j}``), and with
     the prompt branch zeroed (``psnr_zero_prompt``: each prompt block's output, the prompt that joins the
     features, replaced by zeros). For the visual comparison the ``n_visual`` most degraded validation images
     of each type (lowest input PSNR: a choice that depends on the data only, so every run shows the same
-    images) are saved as ``<name>_{degraded,restored,clean}.png`` with the zoom box in ``visual.json``; so
-    are the ``n_worst`` images the run restores worst relative to their input (``worst`` in ``visual.json``).
+    images) are saved, ``<name>_restored.png`` in ``out_dir`` and ``<name>_{degraded,clean}.png`` in
+    ``images_dir`` (default ``out_dir``; a snapshot's runs share one, ``images.IMAGES``), with the zoom box in
+    ``visual.json``; so are the ``n_worst`` images the run restores worst relative to their input (``worst``
+    in ``visual.json``).
     The model sees each whole image once (no TTA), as in training validation.
     """
     out = Path(out_dir) if out_dir is not None else run.eval_dir
@@ -139,13 +136,42 @@ def evaluate_run(
     if ablations and levels:
         for column, values in _ablated_psnr(model, pairs, levels, dev).items():
             table[column] = values
-    visual: dict[str, Any] = {}
+    visual, worst = _save_images(table, pairs, restored, out, Path(images_dir or out), n_visual, n_worst)
+    with atomic_write(out / "per_image.csv", "w") as f:
+        table.to_csv(f, index=False, float_format="%.8g")
+    split = {"pairs": len(all_pairs), "train": len(all_pairs) - len(val_all), "val": len(val_all),
+             "evaluated": len(pairs)}  # fmt: skip
+    record = {
+        "checkpoint": checkpoint,
+        "split": split,
+        "images": visual,
+        "worst": worst,
+    }
+    write_json_atomic(record, out / "visual.json")
+    run.per_image = table
+    return table
+
+
+def _save_images(
+    table: pd.DataFrame,
+    pairs: Sequence[Pair],
+    restored: Mapping[str, np.ndarray],
+    out: Path,
+    images_dir: Path,
+    n_visual: int,
+    n_worst: int,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Save the images of the visual comparison (the ``n_visual`` lowest input PSNRs of each type) and of the
+    ``n_worst`` regressions: restored in ``out``, degraded and clean in ``images_dir``. Returns the visual
+    images with their zoom boxes and the worst images with their PSNR change (``visual.json``)."""
     by_name = {p.name: p for p in pairs}
+    visual: dict[str, Any] = {}
 
     def save(name: str) -> None:
         degraded, clean = load_image(by_name[name].degraded), load_image(by_name[name].clean)
-        for tag, img in (("degraded", degraded), ("restored", restored[name]), ("clean", clean)):
-            save_png_atomic(img, out / f"{name}_{tag}.png")
+        for folder, tag, img in ((images_dir, "degraded", degraded), (out, "restored", restored[name]),
+                                 (images_dir, "clean", clean)):  # fmt: skip
+            save_png_atomic(img, folder / f"{name}_{tag}.png")
 
     for kind in KINDS:
         chosen = table[table["kind"] == kind].sort_values(["input_psnr", "name"]).head(n_visual)
@@ -158,19 +184,7 @@ def evaluate_run(
     for name in worst["name"]:
         if name not in visual:
             save(name)
-    with atomic_write(out / "per_image.csv", "w") as f:
-        table.to_csv(f, index=False, float_format="%.8g")
-    split = {"pairs": len(all_pairs), "train": len(all_pairs) - len(val_all), "val": len(val_all),
-             "evaluated": len(pairs)}  # fmt: skip
-    record = {
-        "checkpoint": checkpoint,
-        "split": split,
-        "images": visual,
-        "worst": {name: round(float(c), 4) for name, c in zip(worst["name"], worst["change"], strict=True)},
-    }
-    write_json_atomic(record, out / "visual.json")
-    run.per_image = table
-    return table
+    return visual, {name: round(float(c), 4) for name, c in zip(worst["name"], worst["change"], strict=True)}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -270,8 +284,8 @@ def _zero_prompt_psnr(
 def _ablated_psnr(
     model: Any, pairs: Sequence[Pair], levels: Mapping[str, Sequence[str]], device: torch.device
 ) -> dict[str, list[float]]:
-    """The ablation columns (``ablation_columns``): uniform weights, one-hot on each component at every
-    level at once, and the prompt branch zeroed."""
+    """The ablation columns, in this order: uniform weights (``psnr_uniform``), one-hot on each component at
+    every level at once (``psnr_onehot_{j}``), and the prompt branch zeroed (``psnr_zero_prompt``)."""
     sizes = {lvl: len(cols) for lvl, cols in levels.items()}
     n_components = min(sizes.values())
     names = list(levels)
