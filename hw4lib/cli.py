@@ -239,13 +239,7 @@ def _model_source(args: argparse.Namespace) -> tuple[Any, str | None]:
         raise ValueError("pass a run (--run NAME or folder) or a checkpoint file (--checkpoint PATH)")
     if args.run is None:
         return args.checkpoint, None
-    try:
-        return find_run(args.run), args.run
-    except FileNotFoundError:
-        found = sorted(p.name for p in paths.runs_dir().glob("*") if (p / "best.pt").is_file())
-        have = f"runs with a checkpoint in {paths.relative(paths.runs_dir())}: {', '.join(found)}" if found \
-            else f"no run in {paths.relative(paths.runs_dir())} has a checkpoint yet (train one first)"
-        raise FileNotFoundError(f"run {args.run!r} not found; {have}") from None
+    return find_run(args.run), args.run  # a missing run: the error lists the runs that exist
 
 
 def _load(args: argparse.Namespace) -> tuple[Any, Any, str]:

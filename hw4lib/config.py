@@ -107,6 +107,7 @@ class TrainConfig:
                      "(auto: what the augmentation allows)")  # fmt: skip
 
     def __post_init__(self) -> None:
+        self.device = str(self.device)  # a torch.device works too
         if self.patch_size in (0, None):
             self.patch_size = None
         if self.model_overrides is None:

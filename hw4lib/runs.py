@@ -104,11 +104,16 @@ def variant_name(prefix: str, loss: str) -> str:
 
 
 def find_run(run: str | os.PathLike[str]) -> Path:
-    """A run folder given as a path (from the working folder or the repo root) or a name in ``runs/``."""
+    """A run folder given as a path (from the working folder or the repo root) or a name in ``runs/``; a
+    missing one is a ``FileNotFoundError`` that lists the runs with a checkpoint."""
     for candidate in (Path(run), paths.resolve(run), paths.runs_dir() / str(run)):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError(f"run folder {run} not found (looked in the current folder, the repo and runs/)")
+    where = paths.relative(paths.runs_dir())
+    found = sorted(p.name for p in paths.runs_dir().glob("*") if (p / BEST).is_file())
+    have = f"runs with a checkpoint in {where}: {', '.join(found)}" if found else (
+        f"no run in {where} has a checkpoint yet (train one first)")  # fmt: skip
+    raise FileNotFoundError(f"run {str(run)!r} not found; {have}")
 
 
 # ----------------------------------------------------------------------------------------------------------
