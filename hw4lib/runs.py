@@ -10,7 +10,8 @@ A training run (``hw4lib.train.fit``) writes ``runs/<name>/``:
   ``model_config`` (``build_model`` arguments incl. ``preset``), plus what a resume needs;
 - ``samples/``: a few validation images restored by the best model (``samples.json`` says which);
 - ``plan.json``: how the run was sized before its first step (steps, measured speed, estimated time);
-- ``log.txt``: the lines printed during the run.
+- ``log.txt``: the lines printed during the run;
+- ``tb/``: the curves for TensorBoard, when the run asked for them (``tensorboard=True``).
 
 The report keeps copies of the small files (``SMALL_FILES``) of each run in a snapshot folder of the same
 shape, with its per-image evaluation in ``eval/``; :func:`load_run` reads both.
@@ -47,6 +48,7 @@ from hw4lib.paths import atomic_write, save_torch_atomic, write_json_atomic, wri
 
 __all__ = [
     "CONFIG", "HISTORY_CSV", "HISTORY_JSON", "METRICS", "LOG", "PLAN", "BEST", "LAST", "SAMPLES", "EVAL",
+    "TENSORBOARD",
     "SMALL_FILES", "REQUIRED_METRICS", "TIME_COLUMNS", "CHECKPOINT_VERSION",
     "RunError", "RunExistsError", "CheckpointError", "Run",
     "safe_name", "variant_name", "find_run", "load_run", "load_runs", "expand_runs", "read_metrics",
@@ -66,6 +68,7 @@ BEST = "best.pt"
 LAST = "last.pt"
 SAMPLES = "samples"
 EVAL = "eval"  # the report's per-image evaluation of a run (in its snapshot)
+TENSORBOARD = "tb"  # the curves for TensorBoard (config.tensorboard)
 SMALL_FILES = (CONFIG, HISTORY_CSV, METRICS, PLAN)  # what a snapshot keeps (no checkpoints; plan: when there)
 _RUN_FILES = (BEST, LAST, HISTORY_CSV, HISTORY_JSON, METRICS, LOG, PLAN)  # what starting over removes
 # metrics.json keys every finished run has (hw4lib.train writes them; the report and experiments rely on them)
@@ -305,7 +308,8 @@ def clear_run(run_dir: Path) -> None:
     """Remove a run's files (checkpoints, history, metrics, log, samples) so it can start over."""
     for name in _RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / SAMPLES, ignore_errors=True)
+    for folder in (SAMPLES, TENSORBOARD):
+        shutil.rmtree(run_dir / folder, ignore_errors=True)
 
 
 def jsonable(obj: Any) -> Any:

@@ -442,6 +442,7 @@ class _Run:
     resumed: dict[str, Any] | None = None  # the checkpoint a resume started from
     loop_started: float = 0.0  # when the first step of this session began
     epochs_this_session: int = 0
+    board: Any = None  # a TensorBoard SummaryWriter (config.tensorboard, main process)
 
     @property
     def eval_model(self) -> nn.Module:
@@ -517,7 +518,12 @@ def _check_estimate(config: TrainConfig, ddp: _Dist, device: torch.device, log: 
     """The estimate before anything is allocated (FLOPs and memory on the meta device), logged; a run that
     would not fit the memory or would take hours on a CPU is refused here, in one line with the fix."""
     refused = None
-    if ddp.main:
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        refused = ValueError(
+            "tensorboard=True needs the tensorboard package: pip install tensorboard (or the project's [tb] "
+            "extra: pip install -e '.[tb]'), or train without it"
+        )
+    elif ddp.main:
         estimate = estimate_run(config, device, ddp.world)
         log(estimate.describe())
         try:
@@ -537,6 +543,11 @@ def _open_run_dir(r: _Run, overwrite: bool) -> None:
         runs.write_config(r.run_dir, r.config)
         write_json_atomic(runs.jsonable(r.plan.to_dict()), r.run_dir / runs.PLAN)
         r.log.attach(r.run_dir)
+        if r.config.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # needs the optional tensorboard package
+
+            first = (r.first_epoch - 1) * r.plan.steps_per_epoch  # a resume drops what came after last.pt
+            r.board = SummaryWriter(str(r.run_dir / runs.TENSORBOARD), purge_step=first or None)
 
 
 def _speed_switches(config: TrainConfig, device: torch.device) -> None:
@@ -863,6 +874,11 @@ def _end_epoch(r: _Run, row: dict[str, Any], on_epoch_end: Callable[[dict[str, A
         runs.save_checkpoint(_checkpoint(r, epoch, r.wall()), r.run_dir, best=improved)
         runs.write_history(r.run_dir, r.history)
         runs.write_metrics(r.run_dir, _metrics(r, r.wall(), complete=epoch == epochs))
+        if r.board is not None:
+            for key in ("train_loss", "val_psnr", "val_psnr_rain", "val_psnr_snow", "val_ssim", "lr"):
+                if math.isfinite(row[key]):
+                    r.board.add_scalar(key.replace("_", "/", 1), row[key], r.global_step)
+            r.board.flush()
         r.epochs_this_session += 1
         per_epoch = (time.perf_counter() - r.loop_started) / r.epochs_this_session
         eta = format_duration(per_epoch * (epochs - epoch))
@@ -886,6 +902,8 @@ def _finish(r: _Run) -> runs.Run:
         if r.config.save_samples > 0 and (r.run_dir / runs.BEST).is_file():
             _save_samples(r)
         runs.write_metrics(r.run_dir, metrics)
+        if r.board is not None:
+            r.board.close()
         r.log(
             f"done: best val PSNR {metrics['best_val_psnr']:.2f} dB at epoch {metrics['best_epoch']} "
             f"(identity {r.baseline['psnr']:.2f} dB, gain {metrics['gain_db']:+.2f} dB) in {wall:.1f} s"

@@ -338,3 +338,36 @@ def test_a_split_file_decides_the_validation_side(data_root, tmp_path):
     train_pairs, val_pairs, scored, _ = _config(root, tmp_path / "r").split()
     assert {p.name for p in val_pairs} == val and len(train_pairs) == len(pairs) - 2
     assert {p.name for p in scored} == val
+
+
+def test_tensorboard_logs_every_epoch_and_is_one_line_without_the_package(data_root, tmp_path, monkeypatch):
+    import types
+
+    with pytest.raises(ValueError, match=r"tensorboard=True needs the tensorboard package: pip install"):
+        fit(_config(data_root, tmp_path / "none", epochs=1, tensorboard=True))
+    assert not (tmp_path / "none").exists()  # refused before anything was written
+
+    logged, folders = [], []
+
+    class Writer:  # stands in for torch.utils.tensorboard.SummaryWriter
+        def __init__(self, log_dir, purge_step=None):
+            folders.append((log_dir, purge_step))
+
+        def add_scalar(self, tag, value, step):
+            logged.append((tag, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            logged.append(("closed", None))
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=Writer))
+    real_find = train.importlib.util.find_spec
+    monkeypatch.setattr(train.importlib.util, "find_spec", lambda name: object() if name == "tensorboard"
+                        else real_find(name))  # fmt: skip
+    run = fit(_config(data_root, tmp_path / "tb", epochs=2, tensorboard=True))
+    steps = list(run.history["step"])
+    assert folders == [(str(tmp_path / "tb" / "tb"), None)]
+    assert [s for tag, s in logged if tag == "train/loss"] == steps  # one point per epoch, at its step
+    assert {tag for tag, _ in logged} >= {"val/psnr", "val/psnr_rain", "val/psnr_snow", "lr", "closed"}
