@@ -20,6 +20,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests
 # outside material the notebooks read (hw4lib.paths.env_folder): the copies beside the repository, unless
 # the variables are set; an empty value means none (those cells skip)
@@ -31,6 +32,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 demo-data: $(STAMP)
 	test -d data/demo || $(PY) -m hw4lib demo-data --out data/demo

@@ -9,7 +9,7 @@ from PIL import Image
 
 from hw4lib.runs import load_runs
 from hw4lib.study import figures, plots, prompts, tables
-from hw4lib.study.build import compute_tables
+from hw4lib.study.report_tables import compute_tables
 from tests.fabricate import fake_eval_images, make_study, rng_image, write_png
 
 

@@ -17,8 +17,9 @@ from hw4lib import paths
 from hw4lib.paths import write_text_atomic
 from hw4lib.runs import Run, load_runs
 from hw4lib.study import context, figures, prompts, quoted, render, snapshot
-from hw4lib.study.build import build, compute_tables
+from hw4lib.study.build import build
 from hw4lib.study.images import IMAGES
+from hw4lib.study.report_tables import compute_tables
 from tests.fabricate import fake_eval_images, fake_per_image, make_run, make_study, tiny_dataset
 
 

@@ -4,7 +4,8 @@ numbers), and :func:`render_markdown` renders it.
 
 Every decision the report states is taken here by a stated rule: an interval that excludes 0 (a resolved
 difference), and the thresholds below (``PROMPT_VERDICTS``, ``SWAP_COST_DB``, ``INERT_DB``,
-``TRANSFER_GAIN_DB``). Nothing is computed from the runs twice: the tables come from ``build.compute_tables``.
+``TRANSFER_GAIN_DB``). Nothing is computed from the runs twice: the tables come from
+``report_tables.compute_tables``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from hw4lib.study.stats import excludes_zero
 from hw4lib.study.tables import REFERENCE, band_labels, run_labels, run_seed, shown_runs, study_arms
 
 if TYPE_CHECKING:
-    from hw4lib.study.build import ReportTables
+    from hw4lib.study.report_tables import ReportTables
 
 __all__ = ["TEMPLATE", "TEMPLATES_DIR", "TITLE", "template_environment", "report_context", "render_markdown"]
 
@@ -505,7 +506,7 @@ def report_context(
 ) -> dict[str, Any]:
     """What ``report.md.j2`` fills in: numbers, formatted tables, lists and the decisions taken from them.
 
-    ``computed``: the report's tables (``build.compute_tables``); ``dataset``: the snapshot's
+    ``computed``: the report's tables (``report_tables.compute_tables``); ``dataset``: the snapshot's
     ``dataset.json``. Figures are links relative to ``out_dir`` (``None`` when missing).
     """
     arms = study_arms(runs)

@@ -34,7 +34,7 @@ from hw4lib.study.tables import (
 )
 
 if TYPE_CHECKING:
-    from hw4lib.study.build import ReportTables
+    from hw4lib.study.report_tables import ReportTables
 
 __all__ = [
     "FIGURE_FILES", "FIGURE_KEYS", "make_figures", "plot_learning_curves", "plot_loss_seeds",

@@ -11,8 +11,8 @@ figures of single runs show one run per loss (:func:`shown_runs`, its lowest see
 - compute and context: :func:`compute_table`, :func:`compute_gain`, :func:`compute_accounting`,
   :func:`settings_table`, :func:`context_table` (ours beside the results of ``quoted``).
 
-The prompt tables are in ``prompts``, the statistics in ``stats``; ``build.compute_tables`` computes every
-table of a report once.
+The prompt tables are in ``prompts``, the statistics in ``stats``; ``report_tables.compute_tables``
+computes every table of a report once.
 """
 
 from __future__ import annotations
