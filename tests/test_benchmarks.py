@@ -170,40 +170,6 @@ def test_forward_flops_grow_with_the_pixels():
     assert large == pytest.approx(4 * small, rel=0.05)  # almost all of PromptIR's work is per pixel
 
 
-def test_gpu_check_runs_every_part_as_a_dry_run_on_the_cpu(tmp_path):
-    from benchmarks import gpu_check
-
-    code = gpu_check.main([
-        "--device", "cpu", "--preset", "tiny", "--patch", "32", "--batches", "2", "--steps", "1",
-        "--budget", "30s", "--val-images", "4", "--skip-compile", "--out", str(tmp_path / "gpu"),
-        "--run-dir", str(tmp_path / "run"),
-    ])  # fmt: skip
-    results = json.loads((tmp_path / "gpu" / "gpu_check.json").read_text())
-    assert code == 0 and results["device"] == "cpu"
-    assert set(results["steps"]) == {"eager-b2", "checkpointed-b2"}
-    assert all(r["images_per_s"] > 0 for r in results["steps"].values())
-    assert results["precision"]["dtype"] == "bfloat16"
-    assert results["budget"]["schedule_complete"] is True and results["budget"]["budget_s"] == 30
-    assert "# GPU check on cpu" in (tmp_path / "gpu" / "gpu_check.md").read_text()
-
-
-def test_gpu_check_fails_when_any_part_fails_and_still_writes_the_others(tmp_path, monkeypatch):
-    from benchmarks import gpu_check
-
-    step = {"seconds_per_step": 0.5, "images_per_s": 4.0, "peak_memory_mb": 1.0, "precision": "fp32"}
-    monkeypatch.setattr(gpu_check, "step_figures", lambda *a, **k: dict(step))
-    for name in ("flops_figures", "engine_figures", "budget_figures"):
-        monkeypatch.setattr(gpu_check, name, lambda *a, **k: {})
-    monkeypatch.setattr(gpu_check, "precision_figures", lambda *a, **k: 1 / 0)
-    argv = ["--device", "cpu", "--batches", "2", "--skip-compile", "--out", str(tmp_path)]
-    code = gpu_check.main(argv)
-    results = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert code == 1 and "ZeroDivisionError" in results["precision"]["error"]
-    assert results["steps"]["eager-b2"] == step and results["budget"] == {}
-    monkeypatch.setattr(gpu_check, "precision_figures", lambda *a, **k: {})
-    assert gpu_check.main(argv) == 0
-
-
 def test_reproducibility_compares_histories_exactly():
     from benchmarks import reproducibility
 
