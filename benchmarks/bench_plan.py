@@ -23,9 +23,10 @@ from typing import Any
 from benchmarks._budget import machine, set_threads, write_result
 from hw4lib import paths
 from hw4lib.config import make_config, parse_duration
+from hw4lib.loop import lr_curve
 from hw4lib.planning import Plan
 from hw4lib.synth import ensure_demo_dataset
-from hw4lib.train import fit, lr_curve
+from hw4lib.train import fit
 
 
 def _timed_fit(config: Any) -> tuple[Any, float]:

@@ -43,10 +43,11 @@ from hw4lib import paths
 from hw4lib.config import make_config
 from hw4lib.data import PairedDataset, find_pairs, to_float
 from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
+from hw4lib.loop import EpochView, GlobalOrderBatches, collate
 from hw4lib.losses import build_loss
 from hw4lib.model import build_model, count_parameters
 from hw4lib.synth import ensure_demo_dataset
-from hw4lib.train import _collate, _EpochView, _GlobalOrderBatches, fit
+from hw4lib.train import fit
 
 
 def _sync(device: torch.device) -> None:
@@ -69,7 +70,7 @@ def _real_batch(args: argparse.Namespace, device: torch.device) -> tuple[torch.T
         return x, (x * 0.9).clamp(0, 1)
     dataset = PairedDataset(find_pairs(paths.resolve(args.data)), patch_size=args.patch, seed=0, uint8=True)
     items = [dataset[i] for i in range(args.batch)]
-    batch = _collate(items)
+    batch = collate(items)
     return to_float(batch["degraded"].to(device)), to_float(batch["clean"].to(device))
 
 
@@ -228,9 +229,9 @@ def bench_loader(args: argparse.Namespace, workers: int) -> dict:
     dataset.preload()
     preload_s = time.perf_counter() - t0
     steps = min(args.loader_batches, len(dataset) // args.batch)
-    sampler = _GlobalOrderBatches(len(dataset), args.batch, steps, world=1, rank=0, seed=0)
+    sampler = GlobalOrderBatches(len(dataset), args.batch, steps, world=1, rank=0, seed=0)
     loader = DataLoader(
-        _EpochView(dataset), batch_sampler=sampler, collate_fn=_collate, num_workers=workers,
+        EpochView(dataset), batch_sampler=sampler, collate_fn=collate, num_workers=workers,
         persistent_workers=workers > 0,
     )  # fmt: skip
     sampler.set_epoch(1)

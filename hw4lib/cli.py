@@ -25,8 +25,9 @@ from typing import Any
 from tqdm import tqdm
 
 from hw4lib import __version__, paths
+from hw4lib.checks import check_data
 from hw4lib.config import RECIPE_NOTES, RECIPES, TrainConfig, make_config
-from hw4lib.data import KINDS, LAYOUT, check_data
+from hw4lib.data import KINDS, LAYOUT
 from hw4lib.device import resolve_device
 from hw4lib.experiments import DEFAULT_LOSSES, TRAIN_NOTEBOOK, run_variants
 from hw4lib.importers import LAYOUTS, import_pairs, supported_layouts

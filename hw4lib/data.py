@@ -32,7 +32,7 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -42,7 +42,6 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from hw4lib import paths
-from hw4lib.metrics import psnr_uint8
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -54,7 +53,6 @@ __all__ = [
     "Pair",
     "PairPaths",
     "Problem",
-    "DataReport",
     "find_pairs",
     "find_test_images",
     "natural_key",
@@ -79,7 +77,8 @@ __all__ = [
     "to_float",
     "most_degraded_window",
     "short_list",
-    "check_data",
+    "scan_train",
+    "scan_test",
 ]
 
 MANIFEST = "synth.json"  # what a generated data set (demo, study) says about itself, in its root
@@ -180,7 +179,7 @@ def _missing_folder(folder: Path, what: str) -> Problem:
     )
 
 
-def _scan_train(root: str | Path, kinds: Sequence[str] = KINDS) -> tuple[list[Pair], list[Problem]]:
+def scan_train(root: str | Path, kinds: Sequence[str] = KINDS) -> tuple[list[Pair], list[Problem]]:
     """Pair the training images by name without decoding them; collect every problem instead of raising."""
     root = Path(root)
     if not root.is_dir():
@@ -245,7 +244,7 @@ def _scan_train(root: str | Path, kinds: Sequence[str] = KINDS) -> tuple[list[Pa
     return pairs, problems
 
 
-def _scan_test(root: str | Path) -> tuple[list[Path], list[Problem]]:
+def scan_test(root: str | Path) -> tuple[list[Path], list[Problem]]:
     root = Path(root)
     folder = root / "test" / "degraded"
     if not folder.is_dir():
@@ -273,7 +272,7 @@ def find_pairs(root: str | Path, strict: bool = False, kinds: Sequence[str] = KI
     Raises ``DataError`` for missing folders and unmatched twins. Files with unknown names are skipped with a
     ``UserWarning`` (``strict=True``: ``DataError``). Images are not decoded here (see ``check_data``).
     """
-    pairs, problems = _scan_train(root, kinds)
+    pairs, problems = scan_train(root, kinds)
     errors = [p for p in problems if p.level == "error"]
     if errors:
         raise DataError(f"{len(errors)} problem(s) in the training data under {root}:\n{_summarise(errors)}")
@@ -286,7 +285,7 @@ def find_pairs(root: str | Path, strict: bool = False, kinds: Sequence[str] = KI
 
 def find_test_images(root: str | Path) -> list[Path]:
     """The ``.png`` images in ``ROOT/test/degraded`` in numeric order (``2.png`` before ``10.png``)."""
-    images, problems = _scan_test(root)
+    images, problems = scan_test(root)
     if not images:
         raise DataError(_summarise(problems))
     if problems:
@@ -418,7 +417,7 @@ def read_split(root: str | Path) -> dict[str, str] | None:
         else:
             split[name] = value
     if not bad:
-        pairs, _ = _scan_train(path.parent)
+        pairs, _ = scan_train(path.parent)
         known = {p.name for p in pairs}
         bad = [f"{name}: no such pair under {_train_dir(path.parent)}" for name in split if name not in known]
     if bad:
@@ -725,143 +724,3 @@ def most_degraded_window(degraded: np.ndarray, clean: np.ndarray, size: int) -> 
     )
     top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
     return int(top), int(left)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# check-data
-
-
-@dataclass
-class DataReport:
-    """What ``check_data`` found. ``ok`` is False when a problem would break training."""
-
-    root: Path
-    pairs_per_kind: dict[str, int] = field(default_factory=dict)
-    checked_pairs: int = 0
-    sizes: dict[tuple[int, int], int] = field(
-        default_factory=dict
-    )  # (W, H) of decoded degraded images: count
-    input_psnr: dict[str, float] = field(default_factory=dict)  # kind -> mean PSNR(degraded, clean), dB
-    test_count: int = 0
-    test_sizes: dict[tuple[int, int], int] = field(default_factory=dict)
-    problems: list[Problem] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.level == "error"]
-
-    @property
-    def warnings(self) -> list[Problem]:
-        return [p for p in self.problems if p.level != "error"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    def format(self, max_problems: int = 20) -> str:
-        def sizes_text(sizes: dict[tuple[int, int], int]) -> str:
-            common = sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))
-            text = ", ".join(f"{w}x{h} ({n})" for (w, h), n in common[:5])
-            return text + (f", ... {len(common) - 5} more sizes" if len(common) > 5 else "") if text else "-"
-
-        total = sum(self.pairs_per_kind.values())
-        lines = [f"dataset: {self.root}"]
-        per_kind = ", ".join(f"{k} {n}" for k, n in self.pairs_per_kind.items())
-        lines.append(f"training pairs: {total} ({per_kind})")
-        lines.append(f"decoded pairs: {self.checked_pairs}; sizes (WxH): {sizes_text(self.sizes)}")
-        for kind, value in self.input_psnr.items():
-            lines.append(f"input PSNR {kind}: {value:.2f} dB (degraded vs clean, mean per image)")
-        lines.append(f"test images: {self.test_count}; sizes (WxH): {sizes_text(self.test_sizes)}")
-        lines.append(f"problems: {len(self.errors)} error(s), {len(self.warnings)} warning(s)")
-        lines += [f"  {p}" for p in self.problems[:max_problems]]
-        if len(self.problems) > max_problems:
-            lines.append(f"  ... and {len(self.problems) - max_problems} more")
-        lines.append("OK" if self.ok else "NOT OK: fix the errors above before training")
-        return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.format()
-
-
-def _problem(err: DataError, path: Path) -> Problem:
-    """An error about ``path`` as a Problem that names the file once (messages often start with it)."""
-    text = str(err)
-    return Problem("error", path, text.removeprefix(f"{path}: "))
-
-
-def _spread(items: Sequence, limit: int | None) -> list:
-    """At most ``limit`` items, evenly spaced over the sequence (all of them when ``limit`` is None)."""
-    if limit is None or len(items) <= limit:
-        return list(items)
-    return [items[i] for i in np.linspace(0, len(items) - 1, max(limit, 0)).round().astype(int)]
-
-
-def check_data(
-    root: str | Path, max_images: int | None = None, patch_size: int | None = None, num_threads: int = 4
-) -> DataReport:
-    """Scan a dataset folder and decode its images; collects problems instead of raising.
-
-    ``max_images`` limits the decoded pairs per kind and the decoded test images (evenly spaced); every file
-    is still paired by name. ``patch_size`` additionally flags images too small for that crop.
-    """
-    root = Path(root)
-    report = DataReport(root=root)
-    pairs, problems = _scan_train(root)
-    tests, test_problems = _scan_test(root) if root.is_dir() else ([], [])
-    report.problems = problems + test_problems
-    report.pairs_per_kind = dict(Counter(p.kind for p in pairs))
-    report.test_count = len(tests)
-
-    by_kind: dict[str, list[Pair]] = defaultdict(list)
-    for pair in pairs:
-        by_kind[pair.kind].append(pair)
-    chosen = [p for group in by_kind.values() for p in _spread(group, max_images)]
-
-    def check_pair(pair: Pair) -> tuple[Pair, float | None, tuple[int, int] | None, Problem | None]:
-        try:
-            degraded, clean = load_pair(pair)
-        except DataError as err:
-            return pair, None, None, _problem(err, pair.degraded)
-        h, w = degraded.shape[:2]
-        if patch_size is not None and min(h, w) < patch_size:
-            return (
-                pair,
-                None,
-                (w, h),
-                Problem(
-                    "error",
-                    pair.degraded,
-                    f"{w}x{h} is smaller than patch_size {patch_size}: use smaller patches",
-                ),
-            )
-        return pair, psnr_uint8(degraded, clean), (w, h), None
-
-    def check_test(path: Path) -> tuple[tuple[int, int] | None, Problem | None]:
-        try:
-            img = load_image(path)
-        except DataError as err:
-            return None, _problem(err, path)
-        return (img.shape[1], img.shape[0]), None
-
-    psnrs: dict[str, list[float]] = defaultdict(list)
-    sizes: Counter = Counter()
-    test_sizes: Counter = Counter()
-    with ThreadPoolExecutor(max_workers=num_threads) as pool:
-        for pair, value, size, problem in pool.map(check_pair, chosen):
-            report.checked_pairs += 1
-            if size is not None:
-                sizes[size] += 1
-            if value is not None:
-                psnrs[pair.kind].append(value)
-            if problem is not None:
-                report.problems.append(problem)
-        for size, problem in pool.map(check_test, _spread(tests, max_images)):
-            if size is not None:
-                test_sizes[size] += 1
-            if problem is not None:
-                report.problems.append(problem)
-    report.sizes = dict(sizes)
-    report.test_sizes = dict(test_sizes)
-    report.input_psnr = {k: float(np.mean(v)) for k, v in psnrs.items() if v}
-    report.problems.sort(key=lambda p: (p.level != "error", natural_key(str(p.path))))
-    return report

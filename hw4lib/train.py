@@ -4,25 +4,17 @@
 described in ``hw4lib.runs``). It reads as its phases: prepare the run folder, build the data, build the model
 and optimiser, restore a resume, then per epoch train and end the epoch (validate, checkpoint, log).
 
-Design choices, each for a reason:
-
-- The learning rate follows a per-step schedule (linear warm-up, then cosine to ``min_lr``), so a resumed run
-  takes exactly the steps an uninterrupted one would.
-- The order of training samples comes from one seeded permutation per epoch; every global batch is cut into
-  equal per-process slices. With mean-reduced losses and DDP's gradient averaging, N processes with batch B
-  take the same steps as one process with batch N*B.
-- Random crops and flips are derived by the dataset from (seed, epoch, index), so they do not depend on which
-  process or worker loads an image: runs are reproducible on CPU and resumable mid-way.
+Its pieces (processes, randomness, the global batch order, the schedule, the EMA) are in :mod:`hw4lib.loop`.
+Random crops and flips are derived by the dataset from (seed, epoch, index), so they do not depend on which
+process or worker loads an image: runs are reproducible on CPU and resumable mid-way.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import importlib.util
 import math
 import os
-import random
 import sys
 import tempfile
 import time
@@ -36,21 +28,36 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 
 from hw4lib import paths, runs
 from hw4lib.config import TrainConfig, format_duration
 from hw4lib.data import (
     KINDS,
-    DataError,
     PairedDataset,
     balanced,
     center_crop,
     to_float,
     to_uint8,
 )
-from hw4lib.device import amp_dtype, autocast, precision_name, resolve_device
-from hw4lib.losses import build_loss, kind_ids
+from hw4lib.device import amp_dtype, autocast, precision_name
+from hw4lib.loop import (
+    Dist,
+    EpochView,
+    GlobalOrderBatches,
+    ModelEMA,
+    agree,
+    collate,
+    gather_rows,
+    init_distributed,
+    lr_schedule,
+    mean_over_processes,
+    rng_state,
+    seed_everything,
+    seed_worker,
+    set_rng_state,
+)
+from hw4lib.losses import build_loss
 from hw4lib.metrics import psnr
 from hw4lib.model import build_model, count_parameters
 from hw4lib.paths import save_png_atomic, write_json_atomic
@@ -71,11 +78,8 @@ __all__ = [
     "OutOfMemory",
     "initial_model",
     "TrainingDiverged",
-    "WarmupCosine",
-    "ModelEMA",
     "evaluate",
     "identity_baseline",
-    "lr_curve",
 ]
 
 
@@ -94,227 +98,7 @@ class OutOfMemory(RuntimeError):
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Processes and devices
-
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False  # this fit() started the process group and must end it
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world > 1
-
-
-def _init_distributed(device_spec: str) -> tuple[_Dist, torch.device]:
-    """This process's device, then the process group torchrun describes in the environment (WORLD_SIZE,
-    RANK, LOCAL_RANK): the device is checked first (``cuda`` on a torch without CUDA is a clear error), and
-    under torchrun every process takes the GPU of its local rank, whatever index the config names."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_spec)
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank if world > 1 else device.index or 0)
-        torch.cuda.set_device(device)
-    if world <= 1:
-        return _Dist(), device
-    if dist.is_initialized():
-        return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=False), device
-    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns_group=True), device
-
-
-def _agree(ddp: _Dist, error: Exception | None, what: str) -> None:
-    """Raise ``error`` in every process when any process has one (instead of the others waiting forever)."""
-    if ddp.active:
-        flag = torch.tensor([float(error is not None)])
-        dist.all_reduce(flag)
-        if flag.item() and error is None:
-            error = RuntimeError(f"{what} failed in another process (see its message)")
-    if error is not None:
-        raise error
-
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        # numpy's state as tensors and numbers so the checkpoint loads with torch.load(weights_only=True)
-        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    """Restore the RNG states of a checkpoint loaded to the CPU (``torch.set_rng_state`` takes CPU ones)."""
-    random.setstate(state["python"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):  # a different number of GPUs than when saved
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Data: a seeded global order, cut into equal per-process slices
-
-
-class _GlobalOrderBatches:
-    """Batch sampler: each epoch, one permutation seeded by (seed, epoch) fixes the global order; global
-    batch g holds positions [g*B*N, (g+1)*B*N) and process r takes the r-th slice of B. It yields (epoch,
-    index) pairs so the dataset can derive its random crops from the epoch inside any worker process.
-    """
-
-    def __init__(self, n_items: int, batch_size: int, steps: int, world: int, rank: int, seed: int) -> None:
-        self.n_items, self.batch_size, self.steps = n_items, batch_size, steps
-        self.world, self.rank, self.seed = world, rank, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def global_order(self) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        need = self.steps * self.batch_size * self.world
-        parts = [rng.permutation(self.n_items)]
-        while sum(len(p) for p in parts) < need:  # tiny data sets: wrap around with a fresh permutation
-            parts.append(rng.permutation(self.n_items))
-        return np.concatenate(parts)[:need]
-
-    def __iter__(self):
-        order = self.global_order()
-        global_batch = self.batch_size * self.world
-        for g in range(self.steps):
-            start = g * global_batch + self.rank * self.batch_size
-            yield [(self.epoch, int(i)) for i in order[start : start + self.batch_size]]
-
-    def __len__(self) -> int:
-        return self.steps
-
-
-class _EpochView(Dataset):
-    """Indexes a dataset with (epoch, index) and tells it the epoch (``set_epoch``) before loading."""
-
-    def __init__(self, base: Dataset) -> None:
-        self.base = base
-        self._epoch: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, key: tuple[int, int]) -> dict[str, Any]:
-        epoch, index = key
-        if epoch != self._epoch:
-            if hasattr(self.base, "set_epoch"):
-                self.base.set_epoch(epoch)
-            self._epoch = epoch
-        return self.base[index]
-
-
-def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    shapes = {tuple(item["degraded"].shape) for item in items}
-    if len(shapes) > 1:
-        names = ", ".join(f"{item['name']} {tuple(item['degraded'].shape[1:])}" for item in items)
-        raise DataError(
-            f"images in one batch differ in size ({names}): train on crops (patch_size, e.g. 128) "
-            "or use batch_size 1 for whole images"
-        )
-    kinds = [item["kind"] for item in items]
-    return {
-        "degraded": torch.stack([item["degraded"] for item in items]),
-        "clean": torch.stack([item["clean"] for item in items]),
-        "kind": kinds,
-        "kind_id": kind_ids(kinds),  # for losses that treat the types differently (``mse@snow+l1@rain``)
-        "name": [item["name"] for item in items],
-    }
-
-
-def _seed_worker(worker_id: int) -> None:
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Schedule and EMA
-
-
-class WarmupCosine:
-    """LR factor for optimizer step k: linear warm-up to 1 over ``warmup`` steps, then a half cosine down to
-    ``min_ratio`` at ``total`` steps (held there after). A plain object: LambdaLR saves it in state_dict."""
-
-    def __init__(self, warmup: int, total: int, min_ratio: float) -> None:
-        self.warmup, self.total, self.min_ratio = int(warmup), max(1, int(total)), float(min_ratio)
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup:
-            return (step + 1) / self.warmup
-        t = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
-        return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
-
-
-def _schedule(config: TrainConfig, plan: Plan) -> WarmupCosine:
-    return WarmupCosine(plan.warmup_steps, plan.horizon_steps, min_ratio=config.min_lr / config.lr)
-
-
-class ModelEMA:
-    """Exponential moving average of a model's weights, with the usual warm-up of the decay
-    (``min(decay, (1 + n) / (10 + n))`` after n updates) so short runs are not dominated by the initial
-    weights."""
-
-    def __init__(self, model: nn.Module, decay: float) -> None:
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay = decay
-        self.num_updates = 0
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.num_updates += 1
-        d = min(self.decay, (1 + self.num_updates) / (10 + self.num_updates))
-        for ema_p, p in zip(self.module.parameters(), model.parameters(), strict=True):
-            ema_p.lerp_(p.detach(), 1.0 - d)
-        for ema_b, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            ema_b.copy_(b)
-
-    def state(self) -> dict[str, Any]:
-        return {"decay": self.decay, "num_updates": self.num_updates}
-
-
-def lr_curve(config: TrainConfig, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """The learning rate of every optimizer step of a planned run: (epoch position of each step, lr)."""
-    schedule = _schedule(config, plan)
-    steps = np.arange(plan.total_steps)
-    return (steps + 1) / plan.steps_per_epoch, np.array([config.lr * schedule(int(k)) for k in steps])
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Evaluation
-
-
-def _gather_rows(per_image: pd.DataFrame, ddp: _Dist) -> pd.DataFrame:
-    """Every process's per-image rows, in rank order (all processes get all rows)."""
-    if not ddp.active:
-        return per_image
-    parts: list[Any] = [None] * ddp.world
-    dist.all_gather_object(parts, per_image.to_dict("records"))
-    return pd.DataFrame([row for part in parts for row in part], columns=per_image.columns)
 
 
 @torch.no_grad()
@@ -324,15 +108,15 @@ def evaluate(
     device: torch.device | str = "cpu",
     crop: int | None = None,
     amp: torch.dtype | None = None,
-    _ddp: _Dist | None = None,
+    _ddp: Dist | None = None,
 ) -> dict[str, float]:
     """Mean PSNR/SSIM of the clamped model output over a validation dataset (items as ``PairedDataset``
     gives them), overall and per degradation type (``psnr_rain``, ...), one whole image (or center crop) at a
     time, in ``amp`` precision (``None``: float32)."""
-    ddp = _ddp or _Dist()
+    ddp = _ddp or Dist()
     samples = samples_from_dataset(dataset, range(ddp.rank, len(dataset), ddp.world), crop)
     per_image = score_model(model, samples, device=torch.device(device), amp=amp is not None)
-    return summarise(_gather_rows(per_image, ddp))
+    return summarise(gather_rows(per_image, ddp))
 
 
 def identity_baseline(dataset: Any, crop: int | None = None) -> dict[str, float]:
@@ -362,7 +146,7 @@ def fit(
     Raises :class:`TrainingDiverged` when the loss becomes NaN/inf, :class:`OutOfMemory` when the device
     runs out of memory.
     """
-    ddp, device = _init_distributed(config.device)
+    ddp, device = init_distributed(config.device)
     try:
         return _fit(config, ddp, device, resume, overwrite, on_epoch_end)
     except (torch.OutOfMemoryError, RuntimeError) as err:
@@ -407,7 +191,7 @@ class _Run:
     """What a training run holds while it trains; the phases below fill it in order."""
 
     config: TrainConfig
-    ddp: _Dist
+    ddp: Dist
     device: torch.device
     run_dir: Path
     log: runs.RunLog
@@ -463,7 +247,7 @@ class _Run:
 
 def _fit(
     config: TrainConfig,
-    ddp: _Dist,
+    ddp: Dist,
     device: torch.device,
     resume: bool,
     overwrite: bool,
@@ -474,7 +258,7 @@ def _fit(
     log = runs.RunLog() if ddp.main else runs.RunLog(silent=True)
     if resume and not resuming:
         log(f"no {paths.relative(run_dir / runs.LAST)} to resume from: starting a fresh run")
-    _seed_everything(config.seed)
+    seed_everything(config.seed)
     if not resuming:  # a resumed run passed this before it first started
         _check_estimate(config, ddp, device, log)
     _speed_switches(config, device)
@@ -499,7 +283,7 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
     return amp_dtype(device, config.amp and device.type == "cuda")
 
 
-def _check_run_dir(config: TrainConfig, ddp: _Dist, resume: bool, overwrite: bool) -> tuple[Path, bool]:
+def _check_run_dir(config: TrainConfig, ddp: Dist, resume: bool, overwrite: bool) -> tuple[Path, bool]:
     """The run folder and whether a resume will happen; nothing is written. A folder that already holds a
     run is refused unless ``resume`` or ``overwrite``; every process gets the refusal."""
     run_dir = config.resolved_run_dir()
@@ -510,11 +294,11 @@ def _check_run_dir(config: TrainConfig, ddp: _Dist, resume: bool, overwrite: boo
             f"{paths.relative(run_dir)} already holds a run; pass resume=True (--resume) to continue it or "
             "overwrite=True (--overwrite) to start over, or choose another name"
         )
-    _agree(ddp, refused, "the run folder check")
+    agree(ddp, refused, "the run folder check")
     return run_dir, resuming
 
 
-def _check_estimate(config: TrainConfig, ddp: _Dist, device: torch.device, log: runs.RunLog) -> None:
+def _check_estimate(config: TrainConfig, ddp: Dist, device: torch.device, log: runs.RunLog) -> None:
     """The estimate before anything is allocated (FLOPs and memory on the meta device), logged; a run that
     would not fit the memory or would take hours on a CPU is refused here, in one line with the fix."""
     refused = None
@@ -530,7 +314,7 @@ def _check_estimate(config: TrainConfig, ddp: _Dist, device: torch.device, log: 
             check_estimate(config, estimate)
         except (RunWontFit, LongRunRefused) as err:
             refused = err
-    _agree(ddp, refused, "the estimate")
+    agree(ddp, refused, "the estimate")
 
 
 def _open_run_dir(r: _Run, overwrite: bool) -> None:
@@ -585,13 +369,13 @@ def _build_data(r: _Run) -> None:
         r.val_set.preload()
     r.natural_steps = max(1, len(r.train_set) // r.global_batch)
     # the plan fixes the steps per epoch before the first step (the sampler reads it at every epoch)
-    r.sampler = _GlobalOrderBatches(
+    r.sampler = GlobalOrderBatches(
         len(r.train_set), config.batch_size, r.natural_steps, ddp.world, ddp.rank, config.seed
     )
     workers = _default_workers(config, r.device, ddp.world)
     r.loader = DataLoader(
-        _EpochView(r.train_set), batch_sampler=r.sampler, collate_fn=_collate, num_workers=workers,
-        pin_memory=r.device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=_seed_worker,
+        EpochView(r.train_set), batch_sampler=r.sampler, collate_fn=collate, num_workers=workers,
+        pin_memory=r.device.type == "cuda", persistent_workers=workers > 0, worker_init_fn=seed_worker,
         prefetch_factor=4 if workers > 0 else None,
     )
 
@@ -635,7 +419,7 @@ def _restore_resume(r: _Run) -> None:
     r.first_epoch = int(ckpt["epoch"]) + 1
     r.elapsed_before = float(ckpt.get("wall_seconds", 0.0))
     r.resumed = ckpt
-    _set_rng_state(ckpt["rng"])
+    set_rng_state(ckpt["rng"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -735,7 +519,7 @@ def _make_plan(r: _Run) -> None:
         raise refused
 
 
-def _shared(plan: Plan, ddp: _Dist) -> Plan:
+def _shared(plan: Plan, ddp: Dist) -> Plan:
     """The main process's plan, in every process."""
     if not ddp.active:
         return plan
@@ -749,11 +533,11 @@ def _apply_plan(r: _Run) -> None:
     resume: the horizon follows the plan, so resuming with more epochs stretches the cosine)."""
     plan = r.plan
     r.sampler.steps = plan.steps_per_epoch
-    r.scheduler = torch.optim.lr_scheduler.LambdaLR(r.optimizer, _schedule(r.config, plan))
+    r.scheduler = torch.optim.lr_scheduler.LambdaLR(r.optimizer, lr_schedule(r.config, plan))
     if r.resumed is not None:
         r.scheduler.load_state_dict(r.resumed["scheduler"])
         # load_state_dict copied the saved schedule's fields into the schedule object: install a fresh one
-        schedule = _schedule(r.config, plan)
+        schedule = lr_schedule(r.config, plan)
         r.scheduler.lr_lambdas[0] = schedule
         for group, base_lr in zip(r.optimizer.param_groups, r.scheduler.base_lrs, strict=True):
             group["lr"] = base_lr * schedule(r.scheduler.last_epoch)
@@ -826,7 +610,7 @@ def _train_epoch(r: _Run, epoch: int) -> dict[str, Any]:
         steps_done += 1
         bar.update(1)
         if steps_done % check_every == 0 or steps_done == r.plan.steps_per_epoch:
-            total = float(_mean_over_processes(loss_sum, ddp))
+            total = float(mean_over_processes(loss_sum, ddp))
             if not math.isfinite(total):
                 bar.close()
                 raise _diverged(r, total - checked_sum, epoch, checked_steps + 1, steps_done, lr_now)
@@ -843,15 +627,6 @@ def _train_epoch(r: _Run, epoch: int) -> dict[str, Any]:
         "_train_seconds": time.perf_counter() - epoch_start,
         "_steps": steps_done,
     }
-
-
-def _mean_over_processes(value: torch.Tensor, ddp: _Dist) -> torch.Tensor:
-    """The sum of ``value`` over processes divided by their number (itself for one process)."""
-    if not ddp.active:
-        return value
-    total = value.clone()
-    dist.all_reduce(total)
-    return total / ddp.world
 
 
 def _end_epoch(r: _Run, row: dict[str, Any], on_epoch_end: Callable[[dict[str, Any]], None] | None) -> None:
@@ -927,7 +702,7 @@ def _checkpoint(r: _Run, epoch: int, wall: float) -> dict[str, Any]:
         "scaler": r.scaler.state_dict() if r.scaler.is_enabled() else None,
         "ema": r.ema.state() if r.ema is not None else None,
         "train_model": r.model.state_dict() if r.ema is not None else None,
-        "rng": _rng_state(),
+        "rng": rng_state(),
         "config": r.config.to_dict(),
         "history": r.history,
         "best": r.best,

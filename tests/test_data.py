@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from hw4lib.checks import check_data
 from hw4lib.data import (
     DataError,
     PairedDataset,
-    check_data,
     find_pairs,
     find_test_images,
     load_image,

@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from hw4lib import device as device_mod
-from hw4lib import runs, train
+from hw4lib import loop, runs, train
 from hw4lib.config import make_config
 from hw4lib.paths import repo_root
 from hw4lib.synth import generate_demo_dataset
@@ -62,11 +62,11 @@ def test_resume_loads_to_the_cpu_and_places_state_on_the_model_device(data_root,
     train.fit(config)
     ckpt = torch.load(tmp_path / "run" / "last.pt", map_location="cpu", weights_only=True)
     meta = torch.device("meta")
-    r = train._Run(config, train._Dist(), meta, tmp_path / "run", runs.RunLog(silent=True), None, 0.0)
+    r = train._Run(config, loop.Dist(), meta, tmp_path / "run", runs.RunLog(silent=True), None, 0.0)
     r.model = train.initial_model(config).to(meta)
     r.optimizer = torch.optim.AdamW(r.model.parameters(), lr=config.lr)
     r.scaler = torch.amp.GradScaler("cuda", enabled=False)
-    r.ema = train.ModelEMA(r.model, config.ema)
+    r.ema = loop.ModelEMA(r.model, config.ema)
     torch.manual_seed(123)  # the RNG elsewhere: the resume must bring the saved state back
     train._restore_resume(r)
     assert torch.equal(torch.get_rng_state(), ckpt["rng"]["torch"])
@@ -135,9 +135,9 @@ def test_cuda_on_a_torch_without_cuda_is_a_clear_error_before_the_process_group(
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(train.dist, "init_process_group", lambda **kw: pytest.fail("group started first"))
+    monkeypatch.setattr(loop.dist, "init_process_group", lambda **kw: pytest.fail("group started first"))
     with pytest.raises(RuntimeError, match="this torch has no CUDA; use device='cpu'"):
-        train._init_distributed("cuda")
+        loop.init_distributed("cuda")
 
 
 @pytest.mark.parametrize("spec", ["cuda", "cuda:1", "auto"])
@@ -147,11 +147,11 @@ def test_every_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch, spe
     monkeypatch.setenv("LOCAL_RANK", "3")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    monkeypatch.setattr(train.dist, "is_initialized", lambda: False)
-    monkeypatch.setattr(train.dist, "init_process_group", lambda backend: groups.append(backend))
-    monkeypatch.setattr(train.dist, "get_rank", lambda: 3)
-    monkeypatch.setattr(train.dist, "get_world_size", lambda: 4)
-    ddp, device = train._init_distributed(spec)
+    monkeypatch.setattr(loop.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(loop.dist, "init_process_group", lambda backend: groups.append(backend))
+    monkeypatch.setattr(loop.dist, "get_rank", lambda: 3)
+    monkeypatch.setattr(loop.dist, "get_world_size", lambda: 4)
+    ddp, device = loop.init_distributed(spec)
     assert device == torch.device("cuda", 3) and chosen == [torch.device("cuda", 3)]
     assert groups == ["nccl"] and (ddp.rank, ddp.world, ddp.local_rank) == (3, 4, 3)
 

@@ -13,7 +13,8 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from hw4lib import paths, synth
-from hw4lib.data import DataError, PairedDataset, check_data, find_pairs, find_test_images, load_image
+from hw4lib.checks import check_data
+from hw4lib.data import DataError, PairedDataset, find_pairs, find_test_images, load_image
 from hw4lib.metrics import psnr_uint8
 from hw4lib.synth import datasets, photos, study_set
 

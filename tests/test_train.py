@@ -21,6 +21,7 @@ from PIL import Image
 
 from hw4lib import planning, train
 from hw4lib.data import PairedDataset, find_pairs, split_pairs, to_tensor
+from hw4lib.loop import GlobalOrderBatches, WarmupCosine
 from hw4lib.metrics import psnr
 from hw4lib.paths import repo_root
 from hw4lib.runs import TIME_COLUMNS, RunExistsError, load_model, load_run
@@ -28,7 +29,6 @@ from hw4lib.synth import generate_demo_dataset
 from hw4lib.train import (
     TrainConfig,
     TrainingDiverged,
-    WarmupCosine,
     evaluate,
     fit,
 )
@@ -226,8 +226,8 @@ def test_two_processes_match_one_process_with_twice_the_batch(data_root, tmp_pat
 
 
 def test_global_batches_split_evenly_across_processes():
-    one = train._GlobalOrderBatches(10, batch_size=4, steps=2, world=1, rank=0, seed=5)
-    two = [train._GlobalOrderBatches(10, batch_size=2, steps=2, world=2, rank=r, seed=5) for r in (0, 1)]
+    one = GlobalOrderBatches(10, batch_size=4, steps=2, world=1, rank=0, seed=5)
+    two = [GlobalOrderBatches(10, batch_size=2, steps=2, world=2, rank=r, seed=5) for r in (0, 1)]
     for epoch in (1, 2):
         for s in (one, *two):
             s.set_epoch(epoch)
@@ -238,7 +238,7 @@ def test_global_batches_split_evenly_across_processes():
     epoch2 = list(one)
     one.set_epoch(1)
     assert list(one) != epoch2  # each epoch has its own order
-    tiny = train._GlobalOrderBatches(3, batch_size=4, steps=1, world=1, rank=0, seed=0)
+    tiny = GlobalOrderBatches(3, batch_size=4, steps=1, world=1, rank=0, seed=0)
     assert sorted({i for _, i in next(iter(tiny))}) == [0, 1, 2]  # wraps around a set smaller than a batch
 
 

@@ -19,11 +19,11 @@ import numpy as np
 from hw4lib import paths
 from hw4lib.data import KINDS, load_image
 from hw4lib.infer import as_hwc, list_test_images
+from hw4lib.loop import lr_curve
 from hw4lib.metrics import psnr_uint8
 from hw4lib.paths import atomic_write
 from hw4lib.planning import Plan
 from hw4lib.runs import SAMPLES, Run
-from hw4lib.train import lr_curve
 
 __all__ = [
     "KIND_COLORS", "save_figure", "plot_history", "plot_samples", "plot_before_after", "show_images",
