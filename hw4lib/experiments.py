@@ -13,7 +13,9 @@ are in :mod:`hw4lib.study.protocol`.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -79,19 +81,75 @@ def describe_error(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
+_KERNELS: list[Any] = []  # the kernel managers of the notebooks being executed (to stop them on Ctrl-C)
+
+
+def _kernel_manager_class() -> type:
+    """papermill's kernel manager, remembering each kernel it starts so that an interrupt can stop it (the
+    kernel runs in a session of its own: Ctrl-C in the terminal never reaches it)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class TrackedKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            await super().start_kernel(**kw)
+            _KERNELS.append(self)
+
+    return TrackedKernelManager
+
+
+def _stop_kernels() -> None:
+    """Kill every kernel this process started and that still runs, with its own child processes."""
+    while _KERNELS:
+        process = getattr(getattr(_KERNELS.pop(), "provisioner", None), "process", None)
+        if process is None or process.poll() is not None:
+            continue
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # the kernel leads its own session: its workers go too
+        except (AttributeError, OSError):  # no process groups (Windows), or already gone
+            process.kill()
+        try:
+            process.wait(timeout=5)  # reaped here: no zombie left behind
+        except Exception:  # noqa: BLE001 -- killed already; nothing more to do
+            pass
+
+
 def _execute(
     notebook: Path, output: Path, parameters: Mapping[str, Any], kernel_name: str, echo: bool = False
 ) -> None:
     """Execute ``notebook`` into ``output`` with papermill; ``echo``: its printed lines (a run's plan and one
-    line per epoch) also go to this terminal as they come."""
+    line per epoch) also go to this terminal as they come.
+
+    The execution runs in a worker thread so that Ctrl-C reaches this one: it kills the notebook's kernel at
+    once (papermill alone leaves it training in the background) and raises ``KeyboardInterrupt``."""
     import papermill as pm  # imported here: `python -m hw4lib --help` should not pay for it
 
     output.parent.mkdir(parents=True, exist_ok=True)
     streams = {"stdout_file": sys.stdout, "stderr_file": sys.stderr} if echo else {}
-    pm.execute_notebook(
-        str(notebook), str(output), parameters=dict(parameters), kernel_name=kernel_name,
-        cwd=str(paths.repo_root()), log_output=False, progress_bar=False, **streams,
-    )  # fmt: skip
+    failed: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            pm.execute_notebook(
+                str(notebook), str(output), parameters=dict(parameters), kernel_name=kernel_name,
+                cwd=str(paths.repo_root()), log_output=False, progress_bar=False,
+                kernel_manager_class=_kernel_manager_class(), **streams,
+            )  # fmt: skip
+        except BaseException as err:  # noqa: BLE001 -- handed to the calling thread
+            failed.append(err)
+
+    worker = threading.Thread(target=work, name=f"papermill {notebook.name}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        _stop_kernels()
+        worker.join(10)  # papermill notes the dead kernel in the executed notebook
+        raise
+    finally:
+        _KERNELS.clear()  # finished (papermill shut it down) or killed above
+    if failed:
+        raise failed[0]
 
 
 def _declared_parameters(notebook: Path) -> set[str]:
@@ -179,7 +237,12 @@ def run_jobs(
                 if "progress" in declared:
                     extra["progress"] = False  # no live bars stored in the executed notebook
                 run_params = {**job.parameters, **extra, "loss": job.loss, "run_name": name}
-                _execute(nb_path, executed, run_params, kernel_name, echo=verbose)
+                try:
+                    _execute(nb_path, executed, run_params, kernel_name, echo=verbose)
+                except KeyboardInterrupt:
+                    print(f"[{i}/{len(jobs)}] {name}: interrupted (its kernel stopped); the same command "
+                          "continues from its last checkpoint", file=sys.stderr, flush=True)  # fmt: skip
+                    raise
             except Exception as err:  # noqa: BLE001 -- any failure of one variant must not stop the others
                 result.status, result.error = "failed", f"{describe_error(err)} (see {executed})"
             result.seconds = time.perf_counter() - start

@@ -101,3 +101,59 @@ def test_run_variants_rejects_parameters_it_sets(tmp_path: Path) -> None:
         experiments.run_variants(("l1",), parameters={"loss": "mse"})
 
 
+
+
+_INTERRUPTED = """
+import signal, sys
+from pathlib import Path
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a test runner may ignore it)
+from hw4lib import experiments
+experiments._execute(Path(sys.argv[1]), Path(sys.argv[2]), {}, "python3")
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "killpg"), reason="process groups are POSIX")
+def test_ctrl_c_stops_the_notebooks_kernel_even_when_it_holds_the_gil(tmp_path: Path) -> None:
+    """Ctrl-C twice while the kernel computes in one long Python call (no chance to answer a polite shutdown):
+    the kernel runs in a session of its own, so only this process can stop it, and it must not outlive it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "kernel.pid"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+                                          "x = sum(range(10**12))")]  # fmt: skip
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "busy.ipynb")
+    args = [sys.executable, "-c", _INTERRUPTED, str(tmp_path / "busy.ipynb"), str(tmp_path / "out.ipynb")]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not (pid_file.is_file() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    kernel = int(pid_file.read_text())
+    try:
+        proc.send_signal(signal.SIGINT)
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)  # impatient: a second Ctrl-C during the shutdown
+        proc.wait(timeout=30)
+        time.sleep(1)
+        stat = Path(f"/proc/{kernel}/stat")
+        if stat.parent.parent.is_dir():  # Linux: a zombie (state Z) has stopped, only not been reaped
+            alive = stat.is_file() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        else:
+            try:
+                os.kill(kernel, 0)
+                alive = True
+            except ProcessLookupError:
+                alive = False
+        assert not alive, "the notebook's kernel outlived the interrupted run"
+        assert proc.returncode != 0 and b"KeyboardInterrupt" in proc.stderr.read()
+    finally:
+        for pid in (proc.pid, kernel):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
