@@ -21,7 +21,10 @@ def test_figures_render_from_fabricated_runs(three_runs: list[Path]) -> None:
 
     runs = load_runs([str(p) for p in three_runs])
     curves = figures.plot_learning_curves(runs)
-    assert len(curves.axes) == 3 and len(curves.axes[1].lines) == 3 * 2 + 1  # curve + best star, + baseline
+    assert len(curves.axes) == 4 and len(curves.axes[1].lines) == 3 * 2 + 1  # curve + best star, + baseline
+    # each type's panel: its own input PSNR (metrics input_psnr_rain 19 dB, input_psnr_snow 21 dB)
+    for ax, kind, level in ((curves.axes[2], "rain", 19.0), (curves.axes[3], "snow", 21.0)):
+        assert kind in ax.get_title() and list(ax.lines[-1].get_ydata()) == [level, level]
     assert figures.plot_psnr_distribution(runs) is not None
     weights = figures.plot_prompt_weights(runs)
     assert weights is not None and len(weights.axes) == 3 * 2
@@ -70,11 +73,12 @@ def test_study_figures_render_readably(tmp_path: Path) -> None:
     )
     assert "r = -1.00" in level.axes[0].get_title() and "(dB" in level.axes[0].get_xlabel()
 
-    worst = figures.plot_worst_regressions(compared, n=2)  # MSE loses most on the lightest image, snow-11
-    assert len(worst.axes) == 2 * 4 + 2  # degraded, restored, clean, error map per row + a colour bar each
-    assert (
-        "grey levels" in worst.axes[-1].get_ylabel() and "study-mse-s0: snow-11" in worst.axes[0].get_title()
-    )
+    worst = figures.plot_worst_regressions(compared)  # every loss loses most on the lightest image, snow-11
+    assert len(worst.axes) == 4 * 4 + 1  # a row per loss: degraded, restored, clean, error map; a colour bar
+    titles = [ax.get_title() for ax in worst.axes[:16:4]]
+    assert titles == [f"{loss} (seed 0): snow-11\ninput 29.75 dB" for loss in
+                      ("L1", "MSE", "L1+SSIM", "L1 + 0.1*Edge(Y)")]  # fmt: skip
+    assert "grey levels" in worst.axes[-1].get_ylabel() and "(-1.79 dB)" in worst.axes[5].get_title()
 
     compute = figures.plot_compute_curve(runs, computed.compute)
     assert compute.axes[0].get_xscale() == "log" and "images seen" in compute.axes[0].get_xlabel()
@@ -89,7 +93,8 @@ def test_study_figures_render_readably(tmp_path: Path) -> None:
     assert interpolations == {"antialiased", "lanczos"}  # the insets magnified smoothly, never "nearest"
 
     curves = figures.plot_learning_curves(compared)  # a colour per loss, a legend entry per loss
-    assert len(curves.axes[1].get_legend().get_texts()) == 4 + 1
+    [legend] = curves.legends
+    assert len(legend.get_texts()) == 4 + 2 and all(ax.get_legend() is None for ax in curves.axes)
     for fig in (seeds, level, worst, compute, ablations, grid, curves):
         assert isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine)  # no overlapping labels
     plt.close("all")
@@ -120,5 +125,42 @@ def test_validation_curves_join_the_validated_epochs(three_runs: list[Path]) -> 
     validated = h.loc[h["val_psnr"].notna(), "epoch"].tolist()
     assert len(validated) == len(h) - 1 >= 2
     assert list(line.get_xdata()) == validated and not np.isnan(line.get_ydata()).any()
-    assert all(not np.isnan(ln.get_ydata()).any() for ln in curves.axes[2].lines[:2])
+    assert all(not np.isnan(ln.get_ydata()).any() for ax in curves.axes[2:] for ln in ax.lines)
+    plt.close("all")
+
+
+def test_learning_curve_legend_hides_no_data(tmp_path: Path) -> None:
+    """Eight losses, three seeds each: the legend sits below the panels, outside every one of them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    losses = ("l1", "mse", "l1_ssim", "l1+0.1*edge_y", "berhu", "mse@snow+l1_ssim@rain", "charbonnier", "fft")
+    runs = load_runs(make_study(tmp_path / "runs", losses=losses, series=()))
+    curves = figures.plot_learning_curves(runs)
+    curves.canvas.draw()
+    [legend] = curves.legends
+    box = legend.get_window_extent()
+    assert len(legend.get_texts()) == 8 + 2
+    assert all(box.y1 <= ax.get_tightbbox().y0 for ax in curves.axes)  # below every panel and its labels
+    assert 0 <= box.x0 and box.x1 <= curves.bbox.width and box.y0 >= 0  # and inside the figure
+    plt.close("all")
+
+
+def test_the_prompt_swap_chart_is_gone() -> None:
+    assert "prompt_swap" not in figures.FIGURE_KEYS and not hasattr(figures, "plot_prompt_swap")
+
+
+def test_history_draws_each_types_own_input(three_runs: list[Path]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plots.plot_history(load_runs([str(three_runs[0])])[0])
+    levels = {
+        ln.get_label(): ln.get_ydata()[0] for ln in fig.axes[1].lines if ln.get_label().startswith("input")
+    }
+    assert levels == {"input (identity)": 20.0, "input, rain": 19.0, "input, snow": 21.0}
     plt.close("all")

@@ -15,7 +15,7 @@ from hw4lib import runs
 from hw4lib.model import build_model
 from hw4lib.runs import load_run
 from hw4lib.scoring import samples_from_pairs, score_model
-from hw4lib.study import probe, snapshot
+from hw4lib.study import errors, probe, snapshot
 from hw4lib.study.tables import ReportError
 from tests.fabricate import make_run, tiny_dataset
 
@@ -61,6 +61,8 @@ def test_ablations_equal_models_changed_by_hand(tmp_path: Path) -> None:
     assert list(table.columns) == [
         *base,
         *weights,
+        *errors.ERROR_COLUMNS,
+        *errors.PIXEL_COLUMNS,
         "psnr_own_mean",
         "psnr_other_mean",
         "psnr_uniform",
@@ -68,6 +70,10 @@ def test_ablations_equal_models_changed_by_hand(tmp_path: Path) -> None:
         "psnr_zero_prompt",
     ]
     assert list(pd.read_csv(tmp_path / "eval" / "per_image.csv").columns) == list(table.columns)
+    # where the error sits: shares of the error and of the pixels, each summing to 1
+    assert np.allclose(table[list(errors.ERROR_COLUMNS)].sum(axis=1), 1.0)
+    assert np.allclose(table[list(errors.PIXEL_COLUMNS)].sum(axis=1), 1.0)
+    assert (table["px_degradation"] > 0.05).all()  # the tiny data's streaks: every sixth column
 
     pairs = probe.validation_pairs(run)[2]
 

@@ -3,7 +3,7 @@
 numbers), and :func:`render_markdown` renders it.
 
 Every decision the report states is taken here by a stated rule: an interval that excludes 0 (a resolved
-difference), and the thresholds below (``PROMPT_VERDICTS``, ``SWAP_COST_DB``, ``INERT_DB``,
+difference), and the thresholds below (``SWAP_COST_DB``, ``INERT_DB``,
 ``TRANSFER_GAIN_DB``). Nothing is computed from the runs twice: the tables come from
 ``report_tables.compute_tables``.
 """
@@ -20,10 +20,10 @@ import jinja2
 import pandas as pd
 
 from hw4lib import paths
-from hw4lib.data import KINDS
+from hw4lib.data import KINDS, augment_mode
 from hw4lib.losses import loss_label
 from hw4lib.runs import Run
-from hw4lib.study import quoted
+from hw4lib.study import findings, quoted
 from hw4lib.study.figures import FIGURE_KEYS
 from hw4lib.study.output import (
     NA,
@@ -41,7 +41,7 @@ from hw4lib.study.output import (
     summary_markdown,
     transfer_markdown,
 )
-from hw4lib.study.prompts import prompt_levels
+from hw4lib.study.prompts import PERMUTATIONS, prompt_levels
 from hw4lib.study.stats import excludes_zero
 from hw4lib.study.tables import REFERENCE, band_labels, run_labels, run_seed, shown_runs, study_arms
 
@@ -55,7 +55,6 @@ TEMPLATE = "report.md.j2"  # the report's words
 TITLE = "Rain and snow removal with PromptIR: a loss-function study"
 
 # the decisions the report states, and the thresholds that take them
-PROMPT_VERDICTS = ((0.9, "clear"), (0.7, "partial"))  # leave-one-out accuracy -> verdict; below: "none"
 SWAP_COST_DB = -0.3  # a swap cost below this means the decoder relies on the prompt
 INERT_DB = 0.01  # re-weighted prompts whose whole interval stays within +-this changed nothing
 TRANSFER_GAIN_DB = 2.0  # a transfer gain of at least this is a lasting part of real deraining
@@ -123,15 +122,13 @@ def _method(first: Run) -> dict[str, Any]:
         split = {**split, "evaluated": evaluated, "capped": evaluated < split["val"]}
     arch = first.metrics.get("model_config") or {}
     alpha = float(cfg.get("alpha", 0.84))
-    per_image = cfg.get("patches_per_image", 1)
     return {
         "counts": sorted(counts.items()),  # validation images per type
         "split": split or None,  # pairs / val / train / evaluated (capped: fewer evaluated than held out)
         "val_fraction": float(cfg["val_fraction"]) if "val_fraction" in cfg else None,
         "seed": cfg.get("seed", 0),
         "patch_size": cfg.get("patch_size"),
-        "patches_per_image": None if per_image in (1, None) else per_image,
-        "augment": bool(cfg.get("augment", True)),
+        "augment": augment_mode(cfg.get("augment", "x8")),
         "preset": cfg.get("preset", NA),
         # None: the run recorded no model config
         "model_config": [(k, v) for k, v in arch.items() if k != "preset"] if arch else None,
@@ -369,16 +366,15 @@ def _curves(arms: dict[str, list[Run]]) -> list[dict[str, Any]]:
 
 
 def _prompts(separation: pd.DataFrame | None, swaps: dict[str, pd.DataFrame | None] | None) -> dict[str, Any]:
-    """Separation table, best rain/snow accuracy with its verdict, swap costs and whether they matter."""
+    """Separation table, best rain/snow accuracy, swap costs and whether they matter."""
     context: dict[str, Any] = {"separation_table": None, "prompt_accuracy": None}
     if separation is not None and not separation.empty:
         context["separation_table"] = separation_markdown(separation)
-        total = separation[separation["level"] == "all"]
-        if not total.empty:
+        total = separation[(separation["level"] == "all") & separation["LOO acc"].notna()]
+        if not total.empty:  # leave-one-out needs two images of a type
             best = total.loc[total["LOO acc"].idxmax()]
-            acc = float(best["LOO acc"])
-            verdict = next((name for threshold, name in PROMPT_VERDICTS if acc >= threshold), "none")
-            context["prompt_accuracy"] = {"accuracy": acc, "run": prose(best["run"]), "verdict": verdict}
+            # no verdict from the number alone: the permutation null (type_accuracy) decides
+            context["prompt_accuracy"] = {"accuracy": float(best["LOO acc"]), "run": prose(best["run"])}
     swaps = {k: v for k, v in (swaps or {}).items() if v is not None}
     context["swaps"] = [
         {
@@ -394,13 +390,16 @@ def _prompts(separation: pd.DataFrame | None, swaps: dict[str, pd.DataFrame | No
 
 
 def _type_accuracy(table: pd.DataFrame | None) -> list[dict[str, Any]] | None:
-    """Per loss: rain or snow told apart by the prompt weights, with its Wilson interval."""
+    """Per loss: rain or snow told apart by the prompt weights, with its Wilson interval (and on which side
+    of 50% it lies) and the permutation null of the same procedure."""
     if table is None:
         return None
     return [
         {"label": prose(label), "correct": int(r["correct"]), "images": int(r["images"]),
          "accuracy": float(r["accuracy"]), "low": float(r["accuracy low"]), "high": float(r["accuracy high"]),
-         "above": bool(r["above chance"]), "gap": float(r["L1 gap"])}
+         "side": r["side"], "gap": float(r["L1 gap"]), "null": float(r["null accuracy"]),
+         "null_low": float(r["null low"]), "null_high": float(r["null high"]),
+         "p_below": float(r["p below"]), "p_above": float(r["p above"])}
         for label, r in table.iterrows()
     ]  # fmt: skip
 
@@ -516,6 +515,10 @@ def report_context(
     table_1 = summary_markdown(summary) if multi_seed else comparison_markdown(computed.comparison)
     seeds = sorted({run_seed(r) for arm in arms.values() for r in arm})
     cfg = shown[0].config
+    generator = str((dataset or {}).get("generator", ""))
+    demo = bool(generator) or cfg.get("recipe") == "demo"  # a generated set, or the demo's recipe
+    kind = "study" if generator.endswith("build_study_dataset") else "demo" if demo else "own"
+    devices = _accounting(computed.accounting)["devices"]
     return {
         "title": title or TITLE,
         "reference": prose(loss_label(REFERENCE if REFERENCE in arms else next(iter(arms)))),
@@ -528,7 +531,8 @@ def report_context(
         "n_seeds": min(len(arm) for arm in arms.values()),
         "data_name": str(cfg["data_dir"]) if "data_dir" in cfg else None,
         "dataset": _dataset(dataset),
-        "is_study": bool(dataset) and str(dataset.get("generator", "")).startswith("hw4lib.study"),
+        "is_study": kind == "study",
+        "rain100l_test": bool(dataset) and dataset.get("source") == "rain100l",
         "figures": {key: _link(figures[key], out_dir) if figures.get(key) else None for key in FIGURE_KEYS},
         **_method(shown[0]),
         "settings": _settings(computed.settings),
@@ -546,6 +550,21 @@ def report_context(
         **_ablations(computed.ablations, arms),
         "compute": _compute(computed.compute, computed.compute_gain),
         "context_table": frame_markdown(computed.context),
+        "public_over_private": quoted.PUBLIC_OVER_PRIVATE_DB,
+        "permutations": PERMUTATIONS,
+        **findings.per_type(computed.per_type),
+        "clustered": findings.clustered(computed.clustered),
+        **findings.within_type(computed.level_within, {loss_label(s): _squared(s) for s in arms}),
+        "hypotheses": findings.hypotheses(computed.hypotheses),
+        "scale": findings.scale(computed.scale),
+        **findings.training_diet(shown[0], (_method(shown[0])["split"] or {}).get("train")),
+        **findings.study_hours(
+            findings.limits(int(shown[0].metrics["params"]), str(cfg.get("preset")), devices, kind == "own"),
+            sum(len(arm) for arm in arms.values()),
+        ),
+        **findings.reproduce([r for arm in arms.values() for r in arm], kind),
+        **findings.error_location(computed.error_location),
+        "visual": findings.visual(computed.visual),
         **_benchmarks(computed.benchmarks, computed.transfer),
         "promptir_rain100l": quoted.PROMPTIR_PAPER["single-task"]["psnr"],
     }

@@ -19,7 +19,8 @@ import pandas as pd
 from hw4lib.data import KINDS
 from hw4lib.losses import loss_label
 from hw4lib.runs import Run
-from hw4lib.study.images import N_WORST, TAGS, read_image, visual_images, worst_images
+from hw4lib.study.errors import CLASSES
+from hw4lib.study.images import TAGS, read_image, visual_images, worst_cases
 from hw4lib.study.plots import KIND_COLORS, save_figure
 from hw4lib.study.prompts import prompt_levels
 from hw4lib.study.stats import centroid_loo_accuracy, pca_2d
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FIGURE_FILES", "FIGURE_KEYS", "make_figures", "plot_learning_curves", "plot_loss_seeds",
     "plot_visual_grid", "plot_psnr_distribution", "plot_level_dependence", "plot_worst_regressions",
-    "plot_prompt_weights", "plot_prompt_projection", "plot_prompt_swap", "plot_prompt_ablations",
+    "plot_prompt_weights", "plot_prompt_projection", "plot_prompt_ablations",
     "plot_compute_curve",
 ]  # fmt: skip
 
@@ -48,7 +49,7 @@ FIGURE_FILES = {
     "curves": "learning_curves.png", "loss_seeds": "loss_seeds.png", "visual_rain": "visual_rain.jpg",
     "visual_snow": "visual_snow.jpg", "psnr": "psnr_per_image.png", "level": "level.png",
     "worst": "worst_regressions.jpg", "prompt_weights": "prompt_weights.png", "prompt_pca": "prompt_pca.png",
-    "prompt_swap": "prompt_swap.png", "ablations": "prompt_ablations.png", "compute": "compute.png",
+    "ablations": "prompt_ablations.png", "compute": "compute.png",
 }  # fmt: skip
 FIGURE_KEYS = tuple(FIGURE_FILES)
 
@@ -73,7 +74,6 @@ def make_figures(runs: Sequence[Run], computed: ReportTables, folder: Path) -> d
         "worst": lambda: plot_worst_regressions(compared),
         "prompt_weights": lambda: plot_prompt_weights(shown),
         "prompt_pca": lambda: plot_prompt_projection(shown),
-        "prompt_swap": lambda: plot_prompt_swap(computed.swaps),
         "ablations": lambda: plot_prompt_ablations(computed.ablations),
         "compute": lambda: plot_compute_curve(runs, computed.compute),
     }
@@ -103,45 +103,57 @@ def _series_labels(runs: Sequence[Run]) -> tuple[list[str], bool]:
 
 def plot_learning_curves(runs: Sequence[Run]) -> Any:
     """Overlaid curves, a point per validation: training loss (log scale, each in its own units), validation
-    PSNR (star: best epoch), PSNR per type. Runs of the same loss (several seeds) share a colour."""
+    PSNR (star: best epoch) and PSNR on each type in a panel of its own, each with its type's input PSNR (the
+    image unrestored). Runs of the same loss (several seeds) share a colour; one legend below the panels, so
+    it hides no data whatever the number of losses."""
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9), layout="constrained")
+    fig, grid = plt.subplots(2, 2, figsize=(12, 7.4), layout="constrained")
+    axes = grid.ravel()
+    kind_axes = dict(zip(KINDS, axes[2:], strict=True))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels, grouped = _series_labels(runs)
     palette = {label: colors[i % len(colors)] for i, label in enumerate(dict.fromkeys(labels))}
-    shown: set[str] = set()
     for label, run in zip(labels, runs, strict=True):
         h, c = run.history, palette[label]
-        legend = None if label in shown else (f"{label} (each seed)" if grouped else label)
-        shown.add(label)
         x = h[_col(h, "epoch") or h.columns[0]]
         loss_col = _col(h, "train_loss", "loss")
         if loss_col:
-            axes[0].plot(x, h[loss_col], color=c, marker="o", ms=3, lw=1, label=legend)
+            axes[0].plot(x, h[loss_col], color=c, marker="o", ms=3, lw=1)
         psnr_col = _col(h, "val_psnr")
         if psnr_col:  # validated epochs only (val_every > 1 leaves gaps), so the points join into a curve
             seen = h[psnr_col].notna()
-            axes[1].plot(x[seen], h[psnr_col][seen], color=c, marker="o", ms=3, lw=1, label=legend)
+            axes[1].plot(x[seen], h[psnr_col][seen], color=c, marker="o", ms=3, lw=1)
             axes[1].plot(run.metrics["best_epoch"], run.metrics["best_val_psnr"], "*", color=c, ms=10)
-        for kind, style in (("rain", "-"), ("snow", "--")):
+        for kind, ax in kind_axes.items():
             col = _col(h, f"val_psnr_{kind}")
             if col:
-                kind_legend = None if legend is None else f"{label} {kind}"
                 seen = h[col].notna()
-                axes[2].plot(x[seen], h[col][seen], style, color=c, marker=".", ms=3, lw=1, label=kind_legend)
-    base = float(runs[0].metrics["input_psnr"])
-    for ax in axes[1:]:
-        ax.axhline(base, color="gray", ls=":", lw=1.2, label="input (no restoration)")
+                ax.plot(x[seen], h[col][seen], color=c, marker="o", ms=3, lw=1)
+    metrics = runs[0].metrics
+    axes[1].axhline(float(metrics["input_psnr"]), color="gray", ls=":", lw=1.2)
+    for kind, ax in kind_axes.items():
+        own = metrics.get(f"input_psnr_{kind}")
+        ax.axhline(float(own if own is not None else metrics["input_psnr"]), color="gray", ls=":", lw=1.2)
+        which = f"{kind} images" if own is not None else "all images: no per-type input PSNR"
+        ax.set(title=f"validation PSNR on {kind} (dotted: input of the {which})", xlabel="epoch",
+               ylabel="PSNR (dB)")  # fmt: skip
     axes[0].set(title="training loss (each in its own units)", xlabel="epoch", ylabel="loss (log scale)",
                 yscale="log")  # fmt: skip
-    axes[1].set(title="validation PSNR (star: best epoch)", xlabel="epoch", ylabel="PSNR (dB)")
-    axes[2].set(title="validation PSNR per type (rain -, snow --)", xlabel="epoch", ylabel="PSNR (dB)")
+    axes[1].set(title="validation PSNR (star: best epoch; dotted: input)", xlabel="epoch", ylabel="PSNR (dB)")
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    names = {label: f"{label} (each seed)" if grouped else label for label in palette}
+    handles = [Line2D([], [], color=palette[k], marker="o", ms=3, lw=1, label=names[k]) for k in palette]
+    handles += [
+        Line2D([], [], color="gray", marker="*", ms=10, ls="", label="best epoch"),
+        Line2D([], [], color="gray", ls=":", lw=1.2, label="input (no restoration)"),
+    ]
+    ncols = len(handles) if len(handles) <= 6 else -(-len(handles) // 2)  # at most two rows
+    fig.legend(handles=handles, loc="outside lower center", ncols=ncols, fontsize=8)
     return fig
 
 
@@ -355,44 +367,62 @@ def plot_level_dependence(
     return fig
 
 
-def plot_worst_regressions(runs: Sequence[Run], n: int = N_WORST) -> Any | None:
-    """The images the runs make most worse (restored PSNR below the input's), among those whose images the
-    evaluation saved: degraded | restored | clean | error map ``|restored - clean|`` (grey levels, mean over
-    the colour channels, one scale for all rows). ``None`` when no saved image regressed."""
+ERROR_CLASS_NAMES = {"edges": "edges", "degradation": "streaks/flakes", "veil": "veil", "flat": "flat"}
+
+
+def _error_split(row: pd.Series) -> str:
+    """Title lines ``squared error on: edges 41%, streaks/flakes 30%, ...`` (two classes a line; classes with
+    no pixels left out) from a per-image row; ``""`` for an evaluation without ``errors.ERROR_COLUMNS``."""
+    if not all(f"err_{c}" in row.index for c in CLASSES) or any(pd.isna(row[f"err_{c}"]) for c in CLASSES):
+        return ""
+    parts = [f"{ERROR_CLASS_NAMES[c]} {row[f'err_{c}']:.0%}" for c in CLASSES if row[f"px_{c}"] > 0]
+    lines = [", ".join(parts[i : i + 2]) for i in range(0, len(parts), 2)]  # narrow: the panel's width
+    return "\nsquared error on:\n" + ",\n".join(lines)
+
+
+def plot_worst_regressions(runs: Sequence[Run]) -> Any | None:
+    """The worst case of every loss (``images.worst_cases``: the image it restored furthest below its input
+    PSNR over its seeds, or with the smallest gain when it made none worse), a row per loss: degraded |
+    restored | clean | error map ``|restored - clean|`` (grey levels, mean over the colour channels, one scale
+    for all rows; the title splits the squared error over the pixel classes of ``errors`` when the evaluation
+    has them). A loss whose images the snapshot did not keep is named in the title. ``None`` when no loss's
+    images are at hand."""
     import matplotlib.pyplot as plt
 
-    chosen = worst_images(runs, n)
+    cases = worst_cases(runs)
+    chosen = [case for case in cases if case.at_hand]
     if not chosen:
         return None
     images = []
-    for _, run, row in chosen:
-        degraded, restored, clean = (read_image(run, row["name"], tag) for tag in TAGS)
+    for case in chosen:
+        degraded, restored, clean = (read_image(case.run, case.row["name"], tag) for tag in TAGS)
         error = np.abs(restored.astype(np.int16) - clean.astype(np.int16)).mean(-1)
         images.append((degraded, restored, clean, error))
     vmax = max(1.0, max(float(e.max()) for *_, e in images))
     fig, axes = plt.subplots(
-        len(chosen), 4, figsize=(11.5, 2.9 * len(chosen)), squeeze=False, layout="constrained"
+        len(chosen), 4, figsize=(11.5, 2.9 * len(chosen) + 0.4), squeeze=False, layout="constrained"
     )
-    for ax_row, (change, run, row), (degraded, restored, clean, error) in zip(
-        axes, chosen, images, strict=True
-    ):
+    for ax_row, case, panels in zip(axes, chosen, images, strict=True):
+        row = case.row
         titles = (
-            f"{run.name}: {row['name']}\ninput {row['input_psnr']:.2f} dB",
-            f"restored {row['psnr']:.2f} dB\n({change:+.2f} dB)",
+            f"{case.loss} (seed {run_seed(case.run)}): {row['name']}\ninput {row['input_psnr']:.2f} dB",
+            f"restored {row['psnr']:.2f} dB\n({case.change:+.2f} dB)",
             "clean",
-            "|restored - clean|",
+            f"|restored - clean|{_error_split(row)}",
         )
-        for ax, img, title in zip(ax_row[:3], (degraded, restored, clean), titles, strict=False):
-            ax.imshow(img)
+        for ax, img, title in zip(ax_row, panels, titles, strict=True):
+            if img.ndim == 2:
+                shown = ax.imshow(img, cmap="magma", vmin=0, vmax=vmax)
+            else:
+                ax.imshow(img)
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
-        shown = ax_row[3].imshow(error, cmap="magma", vmin=0, vmax=vmax)
-        ax_row[3].set_title(titles[3], fontsize=9)
-        ax_row[3].set_xticks([])
-        ax_row[3].set_yticks([])
-        fig.colorbar(shown, ax=ax_row[3], label="error (grey levels, 0-255)", shrink=0.9)
-    fig.suptitle("Worst regressions: images restored below their input PSNR", fontsize=10)
+    fig.colorbar(shown, ax=axes[:, 3], label="error (grey levels, 0-255)", shrink=0.9 / len(chosen) ** 0.5)
+    missing = [case.loss for case in cases if not case.at_hand]
+    note = f"; images not kept for {', '.join(missing)}" if missing else ""
+    title = "The worst case of each loss: the image restored furthest below its input PSNR (else: least gain)"
+    fig.suptitle(title + note, fontsize=10)
     return fig
 
 
@@ -478,32 +508,6 @@ def plot_prompt_projection(runs: Sequence[Run]) -> Any | None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Per-image prompt weights projected on two principal components", fontsize=10)
-    return fig
-
-
-def plot_prompt_swap(tables: dict[str, pd.DataFrame]) -> Any | None:
-    """Bars of :func:`prompt_swap_table` per run: PSNR with own prompt, own-type and other-type mean."""
-    import matplotlib.pyplot as plt
-
-    tables = {label: t for label, t in tables.items() if t is not None}
-    if not tables:
-        return None
-    fig, axes = plt.subplots(
-        1, len(tables), figsize=(4.2 * len(tables), 3.4), squeeze=False, sharey=True, layout="constrained"
-    )
-    cols = ["own prompt", "own type mean", "other type mean"]
-    values = np.concatenate([t[cols].to_numpy(float).ravel() for t in tables.values()])
-    for ax, (label, table) in zip(axes[0], tables.items(), strict=True):
-        x = np.arange(len(table.index))
-        for i, col in enumerate(cols):
-            ax.bar(x + (i - 1) * 0.27, table[col], 0.27, label=col)
-        ax.set_xticks(x, [f"{k} images" for k in table.index])
-        ax.set_ylim(float(values.min()) - 1.0, float(values.max()) + 0.5)
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].set_ylabel("validation PSNR (dB)")
-    axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Prompt weights swapped between rain and snow", fontsize=10)
     return fig
 
 

@@ -54,9 +54,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
 
 
 def plot_history(run: Run, path: str | os.PathLike[str] | None = None):
-    """Learning curves of a run: train loss, validation PSNR (overall and per type, with the identity
-    baseline) and the learning rate (every step, from the run's plan; else the last step of each epoch).
-    Saves a PNG to ``path`` when given; returns the figure."""
+    """Learning curves of a run: train loss, validation PSNR (overall and per type, each with its own input
+    PSNR, the identity baseline, dotted in its colour) and the learning rate (every step, from the run's plan;
+    else the last step of each epoch). Saves a PNG to ``path`` when given; returns the figure."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -65,11 +65,14 @@ def plot_history(run: Run, path: str | os.PathLike[str] | None = None):
     axes[0].plot(h["epoch"], h["train_loss"], marker="o")
     axes[0].set(title="train loss (mean over the epoch)", xlabel="epoch", yscale="log")
     axes[1].plot(h["epoch"], h["val_psnr"], marker="o", label="all", color="k")
+    if input_psnr is not None:
+        axes[1].axhline(input_psnr, ls=":", color="k", label="input (identity)")
     for kind in KINDS:
         if f"val_psnr_{kind}" in h:
-            axes[1].plot(h["epoch"], h[f"val_psnr_{kind}"], marker=".", label=kind)
-    if input_psnr is not None:
-        axes[1].axhline(input_psnr, ls="--", color="gray", label="input (identity)")
+            axes[1].plot(h["epoch"], h[f"val_psnr_{kind}"], marker=".", label=kind, color=KIND_COLORS[kind])
+        if run.metrics.get(f"input_psnr_{kind}") is not None:
+            axes[1].axhline(run.metrics[f"input_psnr_{kind}"], ls=":", color=KIND_COLORS[kind],
+                            label=f"input, {kind}")  # fmt: skip
     axes[1].set(title="validation PSNR (dB)", xlabel="epoch")
     axes[1].legend(fontsize=8)
     if run.plan is not None and len(h):

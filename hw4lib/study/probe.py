@@ -6,9 +6,11 @@ of the input, the softmax weights of each prompt-generation block, and the PSNR 
 (the columns ``prompts.ABLATIONS`` names): the prompt weights replaced by the mean weights of the image's own
 type and of the other type (a swap), by uniform weights, by one-hot weights on each component, and the prompt
 branch zeroed.
-It also saves the images of the report's visual comparison and of the worst regressions, in the layout of
-``images`` (a restored image beside the table, the clean and degraded ones in a folder the runs of a snapshot
-share). The report reads those files; it never needs the checkpoint again.
+It also records where each restored image's remaining error sits (``errors.error_shares``: on edges, on
+the streaks and flakes, in a veil, in flat regions), and saves the images of the report's visual comparison
+and of each run's worst cases, in the layout of ``images`` (a restored image beside the table, the clean and
+degraded ones in a folder the runs of a snapshot share). The report reads those files; it never needs the
+checkpoint again.
 
 Every change to the prompts is a forward hook on the model (removed afterwards), and every restoration goes
 through ``score_model``, so an ablated PSNR differs from the plain one only by what the hook changed.
@@ -32,6 +34,7 @@ from hw4lib.device import resolve_device
 from hw4lib.paths import atomic_write, save_png_atomic, write_json_atomic
 from hw4lib.runs import Run
 from hw4lib.scoring import Sample, samples_from_pairs, score_model
+from hw4lib.study.errors import error_shares
 from hw4lib.study.prompts import prompt_levels
 from hw4lib.study.tables import ReportError
 
@@ -90,19 +93,23 @@ def evaluate_run(
 ) -> pd.DataFrame:
     """Restore every validation image with the run's model; write ``eval/per_image.csv`` and the visual PNGs.
 
-    Per image: PSNR and SSIM of the restored and of the degraded image (against clean), and the softmax
-    weights of each prompt-generation block (``prompt1_0`` ...). With ``prompt_swap``, each image is restored
-    twice more with its prompt weights replaced by the mean weights of its own type (``psnr_own_mean``) and of
-    the other type (``psnr_other_mean``), see ``prompts.prompt_swap_table``. With ``ablations`` (a compute
-    series can skip them: they cost one restoration each), it is restored with uniform prompt weights
-    (``psnr_uniform``), with one-hot weights on component ``j`` at every level (``psnr_onehot_{j}``), and with
-    the prompt branch zeroed (``psnr_zero_prompt``: each prompt block's output, the prompt that joins the
-    features, replaced by zeros). For the visual comparison the ``n_visual`` most degraded validation images
-    of each type (lowest input PSNR: a choice that depends on the data only, so every run shows the same
-    images) are saved, ``<name>_restored.png`` in ``out_dir`` and ``<name>_{degraded,clean}.png`` in
-    ``images_dir`` (default ``out_dir``; a snapshot's runs share one, ``images.IMAGES``), with the zoom box in
-    ``visual.json``; so are the ``n_worst`` images the run restores worst relative to their input (``worst``
-    in ``visual.json``).
+    Per image: PSNR and SSIM of the restored and of the degraded image (against clean), the softmax
+    weights of each prompt-generation block (``prompt1_0`` ...), and how the restored image's squared error
+    splits over edges, streaks and flakes, veil and flat pixels with each class's share of the pixels
+    (``err_<class>``, ``px_<class>``: ``errors.error_shares``, on the full-resolution images). With
+    ``prompt_swap``, each image is restored twice more with its prompt weights replaced by the mean weights
+    of its own type (``psnr_own_mean``) and of the other type (``psnr_other_mean``), see
+    ``prompts.prompt_swap_table``. With ``ablations`` (a compute series can skip them: they cost one
+    restoration each), it is restored with uniform prompt weights (``psnr_uniform``), with one-hot weights on
+    component ``j`` at every level (``psnr_onehot_{j}``), and with the prompt branch zeroed
+    (``psnr_zero_prompt``: each prompt block's output, the prompt that joins the features, replaced by
+    zeros). For the visual comparison the ``n_visual`` most degraded validation images of each type (lowest
+    input PSNR: a choice that depends on the data only, so every run shows the same images) are saved,
+    ``<name>_restored.png`` in ``out_dir`` and ``<name>_{degraded,clean}.png`` in ``images_dir`` (default
+    ``out_dir``; a snapshot's runs share one, ``images.IMAGES``), with the zoom box in ``visual.json``; so are
+    the ``n_worst`` images with the lowest PSNR change against their input (its worst regressions, or its
+    smallest gains when it made none worse; ``worst`` in ``visual.json``): a loss's worst case over its seeds
+    is then at hand (``images.worst_cases``).
     The model sees each whole image once (no TTA), as in training validation.
     """
     out = Path(out_dir) if out_dir is not None else run.eval_dir
@@ -119,6 +126,7 @@ def evaluate_run(
 
     def keep(sample: Sample, image: torch.Tensor, row: dict[str, Any]) -> None:
         row.update(_prompt_weights(model))
+        row.update(error_shares(image, sample.degraded, sample.clean))
         restored[sample.name] = to_uint8(image[0].cpu())
 
     table = score_model(model, samples_from_pairs(pairs), device=dev, with_input=True, on_restored=keep)
@@ -162,8 +170,8 @@ def _save_images(
     n_worst: int,
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Save the images of the visual comparison (the ``n_visual`` lowest input PSNRs of each type) and of the
-    ``n_worst`` regressions: restored in ``out``, degraded and clean in ``images_dir``. Returns the visual
-    images with their zoom boxes and the worst images with their PSNR change (``visual.json``)."""
+    ``n_worst`` lowest PSNR changes: restored in ``out``, degraded and clean in ``images_dir``. Returns the
+    visual images with their zoom boxes and the worst images with their PSNR change (``visual.json``)."""
     by_name = {p.name: p for p in pairs}
     visual: dict[str, Any] = {}
 

@@ -77,18 +77,31 @@ def prompt_separation(runs: Sequence[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def prompt_type_accuracy(runs: Sequence[Run]) -> pd.DataFrame | None:
+PERMUTATIONS = 1000  # label shufflings of the permutation null of a classification accuracy
+
+
+def _chance_side(low: float, high: float) -> str:
+    """``"above"``, ``"below"`` or ``"includes"``: where an accuracy's interval lies against 50%."""
+    return "above" if low > 0.5 else "below" if high < 0.5 else "includes"
+
+
+def prompt_type_accuracy(runs: Sequence[Run], permutations: int = PERMUTATIONS) -> pd.DataFrame | None:
     """Per loss: how well the prompt weights (all levels) tell rain from snow, over its seeds.
 
     ``correct`` of ``images``: leave-one-out nearest-class-mean classifications (within each run, summed over
-    seeds), the ``accuracy`` with its Wilson 95% interval (``above chance``: the interval excludes 50%), and
-    the L1 gap between the mean rain and snow weights (mean over seeds; 0: same weights). ``None`` without
-    prompt weights.
+    seeds), the ``accuracy`` with its Wilson 95% interval and where it lies against 50% (``side``: above,
+    below, includes). The Wilson interval treats the images as independent trials, and leave-one-out
+    nearest-mean classification scores below 50% on pure noise, so each accuracy is also set against a
+    permutation null: the same procedure with the types shuffled within each run (``permutations`` times,
+    seeded), its mean accuracy, its central 95% range and the share of shufflings at or below / at or
+    above the observed count (``p below``, ``p above``). The L1 gap between the mean rain and snow weights
+    (mean over seeds; 0: same weights). ``None`` without prompt weights.
     """
+    rng = np.random.default_rng(0)
     rows = {}
     for loss, arm in study_arms(runs).items():
         correct = total = 0
-        gaps = []
+        gaps, null = [], np.zeros(permutations)
         for run in arm:
             df = run.per_image
             if df is None or not prompt_levels(df):
@@ -100,11 +113,18 @@ def prompt_type_accuracy(runs: Sequence[Run]) -> pd.DataFrame | None:
                 continue
             correct, total = correct + k, total + len(x)
             gaps.append(float(np.abs(x[kinds == "rain"].mean(0) - x[kinds == "snow"].mean(0)).sum()))
+            null += [centroid_loo_correct(x, rng.permutation(kinds)) for _ in range(permutations)]
         if total:
             low, high = wilson_interval(correct, total)
-            rows[loss_label(loss)] = {"correct": correct, "images": total, "accuracy": correct / total,
-                                      "accuracy low": low, "accuracy high": high, "above chance": low > 0.5,
-                                      "L1 gap": float(np.mean(gaps))}  # fmt: skip
+            rows[loss_label(loss)] = {
+                "correct": correct, "images": total, "accuracy": correct / total, "accuracy low": low,
+                "accuracy high": high, "side": _chance_side(low, high),
+                "null accuracy": float(null.mean() / total),
+                "null low": float(np.quantile(null, 0.025) / total),
+                "null high": float(np.quantile(null, 0.975) / total),
+                "p below": float((null <= correct).mean()), "p above": float((null >= correct).mean()),
+                "L1 gap": float(np.mean(gaps)),
+            }  # fmt: skip
     if not rows:
         return None
     table = pd.DataFrame.from_dict(rows, orient="index")

@@ -14,6 +14,15 @@ from typing import Any
 import pandas as pd
 
 from hw4lib.runs import Run
+from hw4lib.study.analyses import (
+    clustered_paired,
+    hypothesis_tests,
+    level_within_type,
+    per_type_paired,
+    scale_table,
+)
+from hw4lib.study.errors import error_location
+from hw4lib.study.images import visual_summary
 from hw4lib.study.output import save_table
 from hw4lib.study.prompts import prompt_ablations, prompt_separation, prompt_swap_table, prompt_type_accuracy
 from hw4lib.study.tables import (
@@ -63,6 +72,13 @@ class ReportTables:
     ablations: pd.DataFrame | None  # prompts.prompt_ablations
     compute: pd.DataFrame | None  # tables.compute_table
     compute_gain: dict[str, Any] | None  # tables.compute_gain
+    per_type: pd.DataFrame | None = None  # analyses.per_type_paired: each loss per type, over seeds
+    clustered: pd.DataFrame | None = None  # analyses.clustered_paired: pooled, interval over scenes
+    level_within: pd.DataFrame | None = None  # analyses.level_within_type: r within rain and within snow
+    hypotheses: list[dict[str, Any]] | None = None  # analyses.hypothesis_tests: prediction, then result
+    scale: pd.DataFrame | None = None  # analyses.scale_table: the ranking at the comparison's and more steps
+    error_location: pd.DataFrame | None = None  # errors.error_location: where each loss's error sits
+    visual: pd.DataFrame | None = None  # images.visual_summary: the visual comparison's windows, measured
     benchmarks: pd.DataFrame | None = None  # snapshot.collect_benchmarks: the Rain100L budget runs
     transfer: pd.DataFrame | None = None  # and the synthetic-to-real transfer
 
@@ -85,6 +101,7 @@ def compute_tables(
     if points is not None and not points.empty:
         correlation, band_table = level_dependence(points, bands)
     failures, worst = failure_cases(runs)
+    multi_seed = max((len(arm) for arm in study_arms(runs).values()), default=0) >= 2
     return ReportTables(
         comparison=comparison_table(compared),
         summary=loss_summary(runs),
@@ -104,9 +121,20 @@ def compute_tables(
         ablations=prompt_ablations(runs),
         compute=compute_table(runs),
         compute_gain=compute_gain(runs),
+        per_type=per_type_paired(runs, REFERENCE) if evaluated and multi_seed else None,
+        clustered=clustered_paired(runs, REFERENCE) if evaluated else None,
+        level_within=level_within_type(points) if points is not None and not points.empty else None,
+        hypotheses=hypothesis_tests(runs) if evaluated and multi_seed else None,
+        scale=scale_table(runs, REFERENCE),
+        error_location=_reset(error_location(runs)),
+        visual=visual_summary(runs),
         benchmarks=benchmarks,
         transfer=transfer,
     )
+
+
+def _reset(table: pd.DataFrame | None) -> pd.DataFrame | None:
+    return None if table is None else table.reset_index()  # the loss label becomes a column, as elsewhere
 
 
 # ReportTables field -> (its file stem in tables/, the column that becomes the row index, or None)
@@ -124,6 +152,12 @@ TABLE_FILES = {
     "ablations": ("prompt_ablations", "loss"),
     "compute": ("psnr_per_compute", "loss"),
     "context": ("context", None),
+    "per_type": ("per_type_over_seeds", "comparison"),
+    "clustered": ("paired_over_scenes", "comparison"),
+    "level_within": ("level_within_type", "comparison"),
+    "scale": ("ranking_at_more_compute", "loss"),
+    "error_location": ("error_location", "loss"),
+    "visual": ("visual_windows", None),
 }
 
 

@@ -104,19 +104,21 @@ def wilson_interval(k: int, n: int, level: float = LEVEL) -> tuple[float, float]
 
 def centroid_loo_correct(x: np.ndarray, kinds: np.ndarray) -> int | None:
     """How many rows of ``x`` a leave-one-out nearest-class-mean classifier (rain vs snow) gets right;
-    ``None`` when a type has too few rows to leave one out."""
-    correct = 0
-    for i in range(len(x)):
-        mask = np.ones(len(x), bool)
-        mask[i] = False
-        dists = {}
-        for kind in KINDS:
-            sel = mask & (kinds == kind)
-            if not sel.any():
-                return None
-            dists[kind] = float(np.sum((x[i] - x[sel].mean(0)) ** 2))
-        correct += min(dists, key=dists.get) == kinds[i]
-    return int(correct)
+    ``None`` when a type has too few rows to leave one out. Vectorised: a row's own class mean without it is
+    ``(sum - row) / (n - 1)``."""
+    x = np.asarray(x, float)
+    kinds = np.asarray(kinds)
+    dists = []
+    for kind in KINDS:
+        member = kinds == kind
+        n = int(member.sum())
+        if n < 2:
+            return None
+        total = x[member].sum(0)
+        own = (total - x) / np.where(member, n - 1, n)[:, None]  # rows of this class leave themselves out
+        dists.append(((x - np.where(member[:, None], own, total / n)) ** 2).sum(1))
+    chosen = np.asarray(KINDS)[np.argmin(np.stack(dists), axis=0)]
+    return int((chosen == kinds).sum())
 
 
 def centroid_loo_accuracy(x: np.ndarray, kinds: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """The report's tables: numbers computed from runs, as data frames (no words, no figures, no files).
 
-Which runs are which: :func:`study_arms` groups the runs by loss (several seeds each) at the longest training
-each loss has (the loss comparison); shorter runs of a loss are its compute series (:func:`compute_series`);
+Which runs are which: :func:`study_arms` groups the runs by loss (several seeds each) at the training length
+most losses share (the loss comparison); a loss's runs at other lengths are its compute series
+(:func:`compute_series`);
 figures of single runs show one run per loss (:func:`shown_runs`, its lowest seed). Then per subject:
 
 - the comparison: :func:`comparison_table` (one row per run), :func:`loss_summary` (per loss, means over
@@ -34,7 +35,8 @@ from hw4lib.study.stats import excludes_zero, interval_row, mean_interval, pears
 
 __all__ = [
     "ReportError", "DEFAULT_BANDS", "REFERENCE", "run_labels", "run_seed", "run_steps", "run_images_seen",
-    "study_arms", "compute_series", "shown_runs", "comparison_table", "loss_summary", "paired_vs_reference",
+    "comparison_steps", "study_arms", "compute_series", "shown_runs", "comparison_table", "loss_summary",
+    "paired_vs_reference", "reference_loss", "seed_pairs",
     "level_differences", "band_labels", "level_dependence", "failure_cases", "compute_table", "compute_gain",
     "compute_accounting", "settings_table", "split_description", "context_table",
 ]  # fmt: skip
@@ -77,20 +79,31 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     return labels if len(set(labels)) == len(labels) else [r.name for r in runs]
 
 
-def study_arms(runs: Sequence[Run]) -> dict[str, list[Run]]:
-    """The loss comparison: per loss spec (in order of first appearance), its runs at the longest training
-    that loss has, sorted by seed. The shorter runs of a loss belong to its compute series
-    (:func:`compute_series`)."""
-    by_loss: dict[str, list[Run]] = {}
+def comparison_steps(runs: Sequence[Run]) -> float | None:
+    """The training length of the loss comparison: the step count at which the most losses have runs (on a
+    tie, the one with more runs, then the longer). Runs of other lengths form compute and scale series."""
+    losses: dict[float, set[str]] = {}
+    count: dict[float, int] = {}
     for run in runs:
-        by_loss.setdefault(run.loss, []).append(run)
-    arms = {}
-    for loss, group in by_loss.items():
-        finite = [run_steps(r) for r in group if not math.isnan(run_steps(r))]
-        top = max(finite) if finite else None
-        chosen = [r for r in group if top is None or math.isnan(run_steps(r)) or run_steps(r) == top]
-        arms[loss] = sorted(chosen, key=run_seed)
-    return arms
+        steps = run_steps(run)
+        if not math.isnan(steps):
+            losses.setdefault(steps, set()).add(run.loss)
+            count[steps] = count.get(steps, 0) + 1
+    if not losses:
+        return None
+    return max(losses, key=lambda s: (len(losses[s]), count[s], s))
+
+
+def study_arms(runs: Sequence[Run]) -> dict[str, list[Run]]:
+    """The loss comparison: per loss spec (in order of first appearance), its runs at the comparison's
+    length (:func:`comparison_steps`), sorted by seed. A loss's runs of other lengths belong to its compute
+    series (:func:`compute_series`)."""
+    steps = comparison_steps(runs)
+    arms: dict[str, list[Run]] = {}
+    for run in runs:
+        if steps is None or math.isnan(run_steps(run)) or run_steps(run) == steps:
+            arms.setdefault(run.loss, []).append(run)
+    return {loss: sorted(arm, key=run_seed) for loss, arm in arms.items()}
 
 
 def compute_series(runs: Sequence[Run]) -> dict[str, dict[float, list[Run]]]:
@@ -112,7 +125,7 @@ def shown_runs(runs: Sequence[Run]) -> list[Run]:
     return [arm[0] for arm in study_arms(runs).values()]
 
 
-def _reference_loss(arms: dict[str, list[Run]], reference: str) -> str:
+def reference_loss(arms: dict[str, list[Run]], reference: str) -> str:
     if not arms:
         raise ReportError("no runs to compare")
     return reference if reference in arms else next(iter(arms))
@@ -270,7 +283,7 @@ def loss_summary(runs: Sequence[Run]) -> pd.DataFrame:
     return table
 
 
-def _seed_pairs(arms: dict[str, list[Run]], loss: str, ref_loss: str) -> list[tuple[int, pd.DataFrame]]:
+def seed_pairs(arms: dict[str, list[Run]], loss: str, ref_loss: str) -> list[tuple[int, pd.DataFrame]]:
     """(seed, the per-image rows of ``loss`` at that seed merged with the reference's at the same seed): the
     same images scored by both models, with ``psnr_ref`` and ``diff`` = psnr - psnr_ref."""
     refs = {run_seed(r): r for r in arms[ref_loss] if r.per_image is not None}
@@ -296,12 +309,12 @@ def paired_vs_reference(runs: Sequence[Run], reference: str = REFERENCE) -> pd.D
     interval excludes 0. ``better``: images (or seeds) where the loss beats the reference.
     """
     arms = study_arms(runs)
-    ref_loss = _reference_loss(arms, reference)
+    ref_loss = reference_loss(arms, reference)
     rows = []
     for loss in arms:
         if loss == ref_loss:
             continue
-        pairs = _seed_pairs(arms, loss, ref_loss)
+        pairs = seed_pairs(arms, loss, ref_loss)
         comparison = f"{loss_label(loss)} - {loss_label(ref_loss)}"
         for seed, merged in pairs:
             ci = mean_interval(merged["diff"])
@@ -327,12 +340,12 @@ def level_differences(runs: Sequence[Run], reference: str = REFERENCE) -> pd.Dat
     """Per loss and validation image: the PSNR difference against ``reference`` (same seed), averaged over
     the seeds that scored the image, with the image's input PSNR (how degraded it is) and type."""
     arms = study_arms(runs)
-    ref_loss = _reference_loss(arms, reference)
+    ref_loss = reference_loss(arms, reference)
     frames = []
     for loss in arms:
         if loss == ref_loss:
             continue
-        pairs = _seed_pairs(arms, loss, ref_loss)
+        pairs = seed_pairs(arms, loss, ref_loss)
         if not pairs:
             continue
         rows = pd.concat([m[["name", "kind", "input_psnr", "diff"]] for _, m in pairs])
