@@ -41,14 +41,18 @@ demo-data: $(STAMP)
 demo: demo-data
 	$(PY) -m hw4lib demo
 
-# the loss study: 4 losses x 3 seeds + a compute series on real photographs, the long one (each run prints its plan);
-# resumable; writes only runs/ (report: runs/study-report)
+# the loss study: 6 losses x 3 seeds + a compute series on real photographs, the long one (the plan and its total
+# are printed before the first run); resumable; writes only runs/ (report: runs/study-report).
+# On a data set of one's own, e.g. the course's on a GPU (report: runs/<data>-<recipe>[-<preset>]-report):
+#   make study DATA=data/hw4_realse_dataset RECIPE=seed PRESET=full SEEDS=0,1,2 [LOSSES=l1,mse,l1_ssim] [DRY_RUN=1]
 study: $(STAMP)
-	$(PY) -m hw4lib study
+	$(PY) -m hw4lib study $(if $(DATA),--data "$(DATA)") $(if $(RECIPE),--recipe "$(RECIPE)") \
+		$(if $(PRESET),--preset "$(PRESET)") $(if $(SEEDS),--seeds "$(SEEDS)") $(if $(LOSSES),--losses "$(LOSSES)") \
+		$(if $(DRY_RUN),--dry-run)
 
 # the scale series: the seed solution's three losses at 4x the study's steps, 3 seeds each (resumable)
 study-scale: $(STAMP)
-	$(PY) -m hw4lib study --scale
+	$(PY) -m hw4lib study --scale $(if $(DRY_RUN),--dry-run)
 
 # rebuild the committed reports from their committed snapshots (no checkpoints or data needed)
 report: $(STAMP)

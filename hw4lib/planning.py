@@ -42,6 +42,7 @@ __all__ = [
     "LongRunRefused",
     "RunWontFit",
     "estimate_run",
+    "count_on_meta",
     "check_estimate",
     "plan_run",
     "plan_epochs",
@@ -292,8 +293,9 @@ class Estimate:
         )
 
 
-def _saved_and_flops(config: TrainConfig, batch: int, side: tuple[int, int]) -> tuple[float, float, int]:
-    """(bytes the backward keeps, forward FLOPs, parameters) of one step, counted on the ``meta`` device."""
+def count_on_meta(config: TrainConfig, batch: int, side: tuple[int, int]) -> tuple[float, float, int]:
+    """(bytes the backward keeps, forward FLOPs, parameters) of one training step of ``config``'s model on a
+    batch of ``side`` (H, W) images, counted on the ``meta`` device: shapes only, nothing allocated."""
     with torch.device("meta"):
         model = build_model(config.preset, **config.model_kwargs()).train()
     x = torch.empty(batch, 3, *side, device="meta")
@@ -333,14 +335,17 @@ def _image_side(pair: Any) -> tuple[int, int]:
     return h, w
 
 
-def estimate_run(config: TrainConfig, device: torch.device, world: int = 1) -> Estimate:
+def estimate_run(
+    config: TrainConfig, device: torch.device, world: int = 1, tflops: float | None = None
+) -> Estimate:
     """The cost of ``config`` on ``device``, from file names and one image header only (no decoding, no
     model in memory): step FLOPs and the backward's memory counted on the ``meta`` device at the training
-    crop, the model and optimiser memory from the parameter count, the decoded images from their sizes."""
+    crop, the model and optimiser memory from the parameter count, the decoded images from their sizes.
+    ``tflops``: the device's matmul speed measured already (runs planned together share one measurement)."""
     train_pairs, val_pairs, _, _ = config.split()
     h, w = _image_side(train_pairs[0])
     crop = (config.patch_size, config.patch_size) if config.patch_size else (h, w)
-    saved, forward, params = _saved_and_flops(config, config.batch_size, crop)
+    saved, forward, params = count_on_meta(config, config.batch_size, crop)
     passes = 4 if config.grad_checkpointing else 3  # forward + backward (2x), + the recomputed forward
     step_gflop = passes * forward * world / 1e9
     global_batch = config.batch_size * world
@@ -349,7 +354,7 @@ def estimate_run(config: TrainConfig, device: torch.device, world: int = 1) -> E
     steps = None if config.time_budget is not None else per_epoch * config.epochs
     dtype = amp_dtype(device, config.amp and device.type == "cuda")
     kind = "cuda" if device.type == "cuda" else "cpu"
-    tflops = _matmul_tflops(device, dtype)
+    tflops = tflops if tflops is not None else _matmul_tflops(device, dtype)
     seconds = None if steps is None else steps * step_gflop / 1e3 / (tflops * UTILISATION[kind] * world)
     copies = 4 + (1 if config.ema > 0 else 0)  # weights, gradients, 2 AdamW moments, EMA
     images = len(train_pairs) + len(val_pairs)

@@ -7,7 +7,7 @@ from typing import Any
 
 from hw4lib import paths
 from hw4lib.experiments import DEMO_REPORT, DEMO_SNAPSHOT, run_report
-from hw4lib.study.protocol import run_demo, run_study
+from hw4lib.study.protocol import SEED_LOSSES, STUDY_SEEDS, data_jobs, data_prefix, run_demo, run_study
 from hw4lib.synth.study_set import STUDY_DIR
 
 __all__ = ["add_commands"]
@@ -26,10 +26,57 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(force=args.force, kernel_name=args.kernel)
 
 
+def _numbers(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"seeds are whole numbers separated by commas, e.g. 0,1,2 (got {text!r})"
+        ) from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
 def _study(args: argparse.Namespace) -> int:
-    return run_study(
-        data_dir=args.data_dir or STUDY_DIR, force=args.force, kernel_name=args.kernel, scale=args.scale
-    )
+    own = args.data is not None
+    if not own:
+        ignored = [
+            flag
+            for flag, value in (
+                ("--recipe", args.recipe),
+                ("--preset", args.preset),
+                ("--seeds", args.seeds),
+                ("--losses", args.losses),
+                ("--prefix", args.prefix),
+            )
+            if value
+        ]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)} choose the study of a data set of one's own: add --data "
+                "DIR (e.g. --data data/hw4_realse_dataset), or leave them out for the loss study"
+            )
+        return run_study(data_dir=args.data_dir or STUDY_DIR, force=args.force, kernel_name=args.kernel,
+                         scale=args.scale, dry_run=args.dry_run)  # fmt: skip
+    if args.scale:
+        raise ValueError(
+            "--scale is the loss study's longer series; with --data, size the runs by the recipe"
+        )
+    if not paths.resolve(args.data).is_dir():
+        raise FileNotFoundError(
+            f"--data {args.data}: no such folder; give a data set in the course layout (train/degraded, "
+            "train/clean), e.g. --data data/hw4_realse_dataset"
+        )
+    recipe = args.recipe or "seed"
+    prefix = args.prefix or data_prefix(args.data, recipe, args.preset)
+    jobs = data_jobs(args.data, recipe=recipe, preset=args.preset, seeds=args.seeds or STUDY_SEEDS,
+                     losses=args.losses or SEED_LOSSES, prefix=prefix)  # fmt: skip
+    if args.allow_long_cpu:
+        jobs = [type(j)(j.name, j.loss, {**j.parameters, "allow_long_cpu": True}) for j in jobs]
+    return run_study(data_dir=args.data, prefix=prefix, out=args.out, force=args.force,
+                     kernel_name=args.kernel, jobs=jobs, dry_run=args.dry_run)  # fmt: skip
 
 
 def add_commands(sub: Any) -> None:
@@ -65,13 +112,48 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser(
         "study",
-        help="the loss study: every loss x 3 seeds at equal compute, a compute series, then its report",
-        description="Train the study's runs through notebooks/train.ipynb on the study set (built if "
-        "missing), then write the report of every finished study run in runs/study-report. Resumable: "
-        "finished runs are skipped.",
+        help="the loss study (every loss x 3 seeds at equal compute, then its report), or with --data the "
+        "seed solution's loss experiment on a data set of one's own",
+        description="Without --data: train the study's runs on the study set (built if missing), then write "
+        "the report of every finished study run in runs/study-report. With --data: the seed solution's "
+        "experiment (L1, MSE, L1+SSIM) with seeds on a course-layout set, e.g. the course's data on a GPU; "
+        "its validation pairs are the recipe's share of each type's training pairs. Every run is "
+        "estimated before the first starts and the plan is printed with its total. Resumable: finished "
+        "runs are skipped.",
     )
-    p.add_argument("--scale", action="store_true",
-                   help="the scale series instead: L1, MSE and L1+SSIM at 4x the steps, 3 seeds each")
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="the loss study's scale series instead: L1, MSE and L1+SSIM at 4x the steps, 3 seeds each",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="a course-layout data set of one's own, e.g. data/hw4_realse_dataset (default: the study set)",
+    )
+    p.add_argument("--recipe", default=None, help="with --data: the recipe of every run (default: seed)")
+    p.add_argument("--preset", default=None, help="with --data: the model size (default: the recipe's)")
+    p.add_argument("--seeds", type=_numbers, default=None, help="with --data: e.g. 0,1,2 (the default)")
+    p.add_argument(
+        "--losses",
+        type=_names,
+        default=None,
+        help=f"with --data: loss specs separated by commas (default: {','.join(SEED_LOSSES)})",
+    )
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="with --data: run names <prefix>-<loss>-s<seed> (default: <data folder>-<recipe>[-<preset>])",
+    )
+    p.add_argument("--out", default=None, help="the report folder (default: runs/<prefix>-report)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan and its estimated total; train nothing"
+    )
+    p.add_argument(
+        "--allow-long-cpu",
+        action="store_true",
+        help="train even when a run's estimate says hours on a CPU (else: refused before the first run)",
+    )
     p.add_argument("--data-dir", default=None, help="the study set (default: data/study)")
     p.add_argument("--force", action="store_true", help="re-train runs that already finished")
     p.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: %(default)s)")
