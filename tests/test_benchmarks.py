@@ -182,3 +182,15 @@ def test_reproducibility_compares_histories_exactly():
     moved = reproducibility.compare(a, b)
     assert not moved["identical"] and moved["max_abs_diff_val_psnr"] == pytest.approx(1e-9)
     assert moved["max_abs_diff_train_loss"] == 0.0
+
+
+def test_the_colab_estimate_counts_on_the_meta_device_and_marks_itself_an_estimate() -> None:
+    from benchmarks import colab_estimate
+
+    est = colab_estimate.estimate("colab")
+    assert est["settings"]["grad_checkpointing"] and est["parameters"] == 35_376_967  # the full model
+    assert est["steps_per_epoch_course"] == 2_880 * 120 // 8
+    for rate, steps in zip(colab_estimate.T4_TFLOPS, est["steps_in_budget"], strict=True):
+        assert steps == round(3 * 3600 * rate / est["step_tflop"])  # the 3 h budget over the step's FLOPs
+    assert est["fits_t4"] and est["memory"]["total_gb"] < 4  # far under the T4's 16 GB
+    assert "not measured" in est["estimate"]
