@@ -314,8 +314,10 @@ def count_on_meta(config: TrainConfig, batch: int, side: tuple[int, int]) -> tup
 
 
 def _matmul_tflops(device: torch.device, dtype: torch.dtype | None, n: int = 1024, repeats: int = 3) -> float:
-    """Dense matrix-multiply speed of ``device`` in ``dtype`` (float32 when None), best of a few (~0.1 s)."""
-    a, b = (torch.rand(n, n, device=device, dtype=dtype or torch.float32) for _ in range(2))
+    """Dense matrix-multiply speed of ``device`` in ``dtype`` (float32 when None), best of a few (~0.1 s).
+    Its operands come from a generator of its own: the run's seeded RNG must not depend on the estimate."""
+    own = torch.Generator(device=device).manual_seed(0)
+    a, b = (torch.rand(n, n, device=device, dtype=dtype or torch.float32, generator=own) for _ in range(2))
     torch.mm(a, b)
     best = float("inf")
     for _ in range(repeats):
