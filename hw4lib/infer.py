@@ -247,16 +247,23 @@ def bytes_per_pixel(model: Any) -> float:
 
 
 def auto_tile(
-    model: Any, height: int, width: int, device: torch.device, budget_gb: float | None = None
+    model: Any,
+    height: int,
+    width: int,
+    device: torch.device,
+    budget_gb: float | None = None,
+    images: int = 1,
+    tile_batch: int = 1,
 ) -> int | None:
     """The tile side that keeps one forward within ``budget_gb`` (default: ``TILE_BUDGET_GB`` or half the
-    free memory, the smaller), or ``None`` when the whole image fits."""
+    free memory, the smaller), or ``None`` when the whole image fits. One forward takes ``images`` images
+    whole, or ``images x tile_batch`` tiles at once: the budget is for all of them together."""
     free = free_memory_gb(device)
     budget = budget_gb if budget_gb is not None else min(TILE_BUDGET_GB, free / 2 if free else TILE_BUDGET_GB)
     per_pixel = bytes_per_pixel(model)
-    if height * width * per_pixel <= budget * 2**30:
+    if images * height * width * per_pixel <= budget * 2**30:
         return None
-    side = int(math.sqrt(budget * 2**30 / per_pixel)) // PAD_MULTIPLE * PAD_MULTIPLE
+    side = int(math.sqrt(budget * 2**30 / (per_pixel * images * tile_batch))) // PAD_MULTIPLE * PAD_MULTIPLE
     return max(MIN_AUTO_TILE, side)
 
 
@@ -408,11 +415,6 @@ def restore(
     to its previous mode afterwards.
     """
     dev = torch.device(device) if device is not None else _model_device(model)
-    if tile == "auto":
-        height, width = image.shape[-2:] if isinstance(image, torch.Tensor) else image.shape[:2]
-        tile = auto_tile(model, height, width, dev)
-    if tile is not None and not 0 <= tile_overlap < int(tile):
-        raise ValueError(f"tile_overlap must be in [0, tile), got overlap={tile_overlap}, tile={tile}")
     if device is not None and isinstance(model, nn.Module):
         model.to(dev)
 
@@ -439,6 +441,10 @@ def restore(
         raise TypeError(f"restore expects a torch.Tensor or numpy array, got {type(image).__name__}")
 
     step = batch_size or x.shape[0]
+    if tile == "auto":
+        tile = auto_tile(model, *x.shape[-2:], dev, images=min(step, x.shape[0]), tile_batch=tile_batch)
+    if tile is not None and not 0 <= tile_overlap < int(tile):
+        raise ValueError(f"tile_overlap must be in [0, tile), got overlap={tile_overlap}, tile={tile}")
     parts = []
     with _eval_mode(model):
         for i in range(0, x.shape[0], step):

@@ -515,6 +515,34 @@ def test_auto_tiles_follow_the_memory_a_forward_would_take(tmp_path):
     assert infer.bytes_per_pixel(build_model("full")) > 2.5 * per_pixel  # twice the width, twice the hidden
 
 
+def test_an_auto_tiled_forward_stays_within_the_budget_with_every_tile_it_batches(monkeypatch):
+    """The budget is for one forward: tile_batch tiles go through together (a 12-megapixel photo took 10 GB,
+    four 2 GB tiles at a time, before tiles were sized for the batch)."""
+
+    class Recording(torch.nn.Module):
+        config = {"dim": 48, "ffn_expansion_factor": 2.66}  # what bytes_per_pixel reads: the full model's
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.pixels: list[int] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.pixels.append(x.shape[0] * x.shape[-2] * x.shape[-1])
+            return x
+
+    monkeypatch.setattr(infer, "TILE_BUDGET_GB", 1.0)
+    model = Recording()
+    budget = 1.0 * 2**30 / infer.bytes_per_pixel(model)  # pixels one forward may take
+    image = torch.rand(3, 1200, 900)
+    for tile_batch, images in ((1, 1), (4, 1), (4, 2)):
+        model.pixels.clear()
+        batch = image.expand(images, -1, -1, -1)
+        out = infer.restore(model, batch, tta="none", tile="auto", tile_batch=tile_batch, progress=False)
+        assert torch.allclose(out, batch)  # tiled and blended back exactly (the model is the identity)
+        assert len(model.pixels) > 1 and max(model.pixels) <= budget, (tile_batch, images)
+        assert max(model.pixels) > budget / 2  # and the tiles are as large as the budget allows
+
+
 def test_bytes_per_pixel_is_the_measured_peak_of_a_whole_image_forward(tmp_path):
     """The estimate behind automatic tiling, against the peak resident memory of a tiny-model forward."""
     import subprocess
