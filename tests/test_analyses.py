@@ -15,6 +15,7 @@ from scipy import stats
 
 from hw4lib.runs import Run, load_runs, safe_name
 from hw4lib.study import analyses, findings
+from hw4lib.study.tables import run_seed, run_steps
 from tests.fabricate import make_run
 
 SEEDS = (0, 1, 2)
@@ -178,6 +179,20 @@ def test_the_ranking_at_four_times_the_steps(study: list[Run]) -> None:
     assert both["trend"] == "grows"
     scale = findings.scale(analyses.scale_table(study))
     assert scale is not None
+
+
+def test_the_ranking_at_more_steps_compares_the_same_seeds_at_both_lengths(study: list[Run]) -> None:
+    # a scale series cut short (a seed not run at the longer length) must not set the mean of three seeds
+    # at the short length against the mean of two at the long one
+    long = max(run_steps(r) for r in study)
+    dropped = SEEDS[-1]
+    kept = [r for r in study if not (run_steps(r) == long and run_seed(r) == dropped)]
+    table = analyses.scale_table(kept).set_index(["loss", "kind"])
+    row = table.loc[("L1", "all")]
+    short = [r for r in kept if r.loss == "l1" and run_steps(r) == row["short"] and run_seed(r) != dropped]
+    assert len(short) == len(SEEDS) - 1
+    assert row["PSNR short"] == pytest.approx(np.mean([r.metrics["best_val_psnr"] for r in short]))
+    assert table.loc[("MSE", "rain"), "seeds"] == len(SEEDS) - 1
 
 
 def test_a_trend_is_a_flip_only_when_the_change_is_resolved() -> None:

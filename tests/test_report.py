@@ -281,7 +281,7 @@ def test_figure_numbers_follow_the_figures_present(tmp_path: Path) -> None:
     fig.write_bytes(b"png")
     md = _write(load_runs([a]), tmp_path / "out", figs={"psnr": fig}).read_text()
     assert "### 4.1 Learning curves" in md and "### 4.3 Per-image PSNR" in md and "### 4.5" not in md
-    assert "### 4.4 What the prompts learned" in md and "predates the prompt ablations" in md
+    assert "### 4.4 What the prompts learned" in md and "holds no prompt ablations" in md
     assert "*Figure 1: Per-image validation PSNR by degradation type (box: quartiles).*" in md
     assert "Figure 2" not in md and "No visual comparison" in md
 

@@ -276,8 +276,9 @@ def scale_table(runs: Sequence[Run], reference: str = REFERENCE) -> pd.DataFrame
                 for s in (short, long)
             }
             row = {"loss": loss_label(loss), "kind": kind, "short": int(short), "long": int(long)}
+            both = sorted(set(psnr[short]) & set(psnr[long]))  # the same seeds at both lengths
             for s, tag in ((short, "short"), (long, "long")):
-                row[f"PSNR {tag}"] = mean_interval(list(psnr[s].values()))["mean"]
+                row[f"PSNR {tag}"] = mean_interval([psnr[s][k] for k in both])["mean"]
             if loss != ref:
                 seeds = sorted(set(psnr[short]) & set(psnr[long]) & set(refs[short]) & set(refs[long]))
                 diff = {s: [psnr[s][k] - refs[s][k] for k in seeds] for s in (short, long)}
