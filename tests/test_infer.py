@@ -544,26 +544,39 @@ def test_an_auto_tiled_forward_stays_within_the_budget_with_every_tile_it_batche
 
 
 def test_bytes_per_pixel_is_the_measured_peak_of_a_whole_image_forward(tmp_path):
-    """The estimate behind automatic tiling, against the peak resident memory of a tiny-model forward."""
+    """The estimate behind automatic tiling, against the peak resident memory of a tiny-model forward: never
+    below it (tiles sized from it must fit), at most a quarter above (tiles no smaller than they need be).
+
+    Measured as the kernel sees it: the peak resident set reset just before the forward (``clear_refs``) and
+    read after it, minus the resident set before; with glibc's mmap threshold fixed, freed tensors leave the
+    resident set at once instead of being kept for reuse, which made a difference of maxima swing between
+    0.59 and 1.39 of the estimate from run to run."""
+    import os
     import subprocess
     import sys
 
+    if not os.access("/proc/self/clear_refs", os.W_OK):
+        pytest.skip("needs Linux /proc/self/clear_refs to reset the peak resident set")
     code = (
-        "import resource, torch\n"
+        "import torch\n"
         "from hw4lib.model import build_model\n"
         "from hw4lib.infer import bytes_per_pixel\n"
+        "def status(key):\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key))\n"
         "torch.set_num_threads(1)\n"
         "m = build_model('tiny').eval()\n"
         "x = torch.rand(1, 3, 768, 768)\n"
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "open('/proc/self/clear_refs', 'w').write('5')\n"
+        "before = status('VmRSS:')\n"
         "with torch.no_grad():\n    m(x)\n"
-        "peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024\n"
-        "print(peak / (bytes_per_pixel(m) * 768 * 768))\n"
+        "print((status('VmHWM:') - before) / (bytes_per_pixel(m) * 768 * 768))\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     ratio = float(done.stdout.split()[-1])
-    assert 0.6 < ratio < 1.2, ratio  # measured / estimated
+    assert 0.8 < ratio <= 1.0, ratio  # measured / estimated
 
 
 def test_own_photos_become_pngs_and_a_preview_and_no_submission(tmp_path):
