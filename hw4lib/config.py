@@ -260,8 +260,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     ),  # fmt: skip
     # A run a laptop CPU finishes: the CPU settings on 64 px crops of the course's 256 px images, sized by a
     # 20-minute budget instead of epochs. A demonstration, not a competitive model. It validates on 40 pairs
-    # (20 per type): on the course set the whole 10 % (320 whole images) took 538 of its 1,200 s here and
-    # left 26 training steps.
+    # (20 per type): the course set's whole 10 % (320 whole images) would spend much of the budget on one
+    # validation instead of training.
     "cpu": {**_CPU, "patch_size": 64, "time_budget": "20m", "epochs": 3, "patches_per_image": 1,
             "val_max_images": 40},  # fmt: skip
     # `make demo` on a laptop CPU: the tiny model on the demo data, a few minutes per loss variant. What it

@@ -239,8 +239,8 @@ def bytes_per_pixel(model: Any) -> float:
     """Peak memory of a no-grad forward per input pixel, float32. PromptIR's widest full-resolution work is
     the refinement stage's GDFN (width 2 x dim, hidden ``ffn_expansion_factor`` times that, doubled by the
     gate): its input, the doubled hidden map twice over, the gate and output stay alive together; the
-    factor 1.4 covers what else is alive then (measured: the tiny model's peak is 0.95 of this estimate at
-    768 px; tests/test_infer.py holds it between 0.8 and 1, never above)."""
+    factor 1.4 covers what else is alive then (tests/test_infer.py holds the measured peak of a tiny-model
+    forward between 0.8 and 1 times this estimate, never above)."""
     config = getattr(model, "config", None) or {"dim": 48, "ffn_expansion_factor": 2.66}
     width = 2 * int(config["dim"])
     hidden = int(width * float(config["ffn_expansion_factor"]))

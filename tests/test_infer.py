@@ -549,8 +549,8 @@ def test_bytes_per_pixel_is_the_measured_peak_of_a_whole_image_forward(tmp_path)
 
     Measured as the kernel sees it: the peak resident set reset just before the forward (``clear_refs``) and
     read after it, minus the resident set before; with glibc's mmap threshold fixed, freed tensors leave the
-    resident set at once instead of being kept for reuse, which made a difference of maxima swing between
-    0.59 and 1.39 of the estimate from run to run."""
+    resident set at once instead of being kept for reuse (a difference of ru_maxrss maxima swung widely from
+    run to run)."""
     import os
     import subprocess
     import sys

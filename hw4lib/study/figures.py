@@ -429,14 +429,17 @@ def plot_worst_regressions(runs: Sequence[Run]) -> Any | None:
 # ------------------------------------------------------------------------------------------------- prompts
 
 
+def _with_prompt_weights(runs: Sequence[Run]) -> list[tuple[str, Run]]:
+    """(label, run) of the runs whose evaluation holds prompt weights, in order."""
+    labelled = zip(run_labels(runs), runs, strict=True)
+    return [(label, r) for label, r in labelled if r.per_image is not None and prompt_levels(r.per_image)]
+
+
 def plot_prompt_weights(runs: Sequence[Run]) -> Any | None:
     """Mean prompt-component weights per degradation type: rows = runs, columns = prompt blocks."""
     import matplotlib.pyplot as plt
 
-    evaluated = [
-        (label, r) for label, r in zip(run_labels(runs), runs, strict=True) if r.per_image is not None
-    ]
-    evaluated = [(label, r) for label, r in evaluated if prompt_levels(r.per_image)]
+    evaluated = _with_prompt_weights(runs)
     if not evaluated:
         return None
     levels = list(prompt_levels(evaluated[0][1].per_image))
@@ -483,10 +486,7 @@ def plot_prompt_projection(runs: Sequence[Run]) -> Any | None:
     """2-D PCA of each image's prompt weights (all levels), coloured by rain/snow; one panel per run."""
     import matplotlib.pyplot as plt
 
-    evaluated = [
-        (label, r) for label, r in zip(run_labels(runs), runs, strict=True) if r.per_image is not None
-    ]
-    evaluated = [(label, r) for label, r in evaluated if prompt_levels(r.per_image)]
+    evaluated = _with_prompt_weights(runs)
     if not evaluated:
         return None
     fig, axes = plt.subplots(
